@@ -1,0 +1,1 @@
+"""Train PyTorch networks from declarative job specs and serve their predictions over HTTP."""

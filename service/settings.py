@@ -1,0 +1,45 @@
+"""The one Settings object: read from SERVICE_* environment variables at an entry point, passed down."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path("data")
+    # Empty means a SQLite file in data_dir; set a postgresql+psycopg:// URL to scale out.
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    # A worker renews its lease every lease_seconds / 3; a job whose lease lapses is requeued.
+    lease_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1)
+    # How long an idle worker sleeps between polls of the queue.
+    poll_seconds: float = Field(default=0.5, gt=0)
+
+    # Limits, each refused with a 4xx that names the setting.
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_parameters: int = Field(default=50_000_000, ge=1)
+    max_sample_epochs: int = Field(default=10_000_000_000, ge=1)
+    max_predict_rows: int = Field(default=10_000, ge=1)
+    max_active_jobs_per_key: int = Field(default=100, ge=1)
+    # Periodic checkpoints kept per job besides best and final.
+    keep_periodic_checkpoints: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _default_database_url(self) -> "Settings":
+        if not self.database_url:
+            url = f"sqlite:///{(self.data_dir / 'service.db').resolve()}"
+            object.__setattr__(self, "database_url", url)
+        return self
+
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / "api-key"

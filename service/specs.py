@@ -1,0 +1,411 @@
+"""The JobSpec: what a client sends to POST /v1/jobs, validated before any work starts.
+
+Every default sits here, next to a comment saying why. Nothing in a spec is executed as code:
+layer types are an allow-list and their fields are torch's own keyword names.
+Sizes the data decides (`in_features`, `in_channels`, `num_features`, `normalized_shape`) may be
+left out; `service.training.plan` writes them into the normalised spec stored on the Job.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PositiveInt = Annotated[int, Field(ge=1)]
+IntOrPair = int | tuple[int, int]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+class SpiralData(Strict):
+    """Seeds 000/001: `classes` interleaved spiral arms in 2-D."""
+
+    kind: Literal["spiral"]
+    classes: int = Field(default=3, ge=2, le=100)
+    points_per_class: int = Field(default=1000, ge=1)
+    noise: float = Field(default=0.2, ge=0)
+    # None: draw from the job's seeded stream, as the tutorial does.
+    seed: int | None = None
+
+
+class SumBinsData(Strict):
+    """Seed 002: standard-normal features, labelled by which bin their sum falls in."""
+
+    kind: Literal["sum_bins"]
+    samples: int = Field(default=1000, ge=1)
+    features: int = Field(default=784, ge=1)
+    # The tutorial's edges: sum < -10 is class 0, ..., sum >= 30 is class 9.
+    edges: list[float] = Field(default=[-10, -5, 0, 5, 10, 15, 20, 25, 30], min_length=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _edges_increase(self) -> "SumBinsData":
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError("edges must be strictly increasing, e.g. [-10, -5, 0, 5]")
+        return self
+
+
+class QuadraticData(Strict):
+    """Seed 004: x = linspace(-1, 1, samples), y = 3 x^2 + 2 + noise * rand."""
+
+    kind: Literal["quadratic"]
+    samples: int = Field(default=100, ge=2)
+    noise: float = Field(default=0.2, ge=0)
+    seed: int | None = None
+
+
+class InlineData(Strict):
+    """Samples and targets written into the spec itself, for small experiments."""
+
+    kind: Literal["inline"]
+    inputs: list[Any] = Field(min_length=1, description="One entry per sample, each a number or nested list.")
+    targets: list[Any] = Field(min_length=1, description="One entry per sample: class index or value(s).")
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "InlineData":
+        if len(self.inputs) != len(self.targets):
+            raise ValueError(
+                f"inputs has {len(self.inputs)} samples but targets has {len(self.targets)}; "
+                "give one target per input"
+            )
+        return self
+
+
+class UploadedData(Strict):
+    """A dataset stored earlier with POST /v1/datasets."""
+
+    kind: Literal["uploaded"]
+    id: str = Field(min_length=1, max_length=64)
+
+
+DatasetSpec = Annotated[
+    SpiralData | SumBinsData | QuadraticData | InlineData | UploadedData,
+    Field(discriminator="kind"),
+]
+GENERATED_KINDS = frozenset({"spiral", "sum_bins", "quadratic"})
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+
+class Linear(Strict):
+    type: Literal["Linear"]
+    in_features: PositiveInt | None = None
+    out_features: PositiveInt
+    bias: bool = True
+
+
+class _Conv(Strict):
+    in_channels: PositiveInt | None = None
+    out_channels: PositiveInt
+    kernel_size: IntOrPair
+    stride: IntOrPair = 1
+    padding: IntOrPair | Literal["same", "valid"] = 0
+    dilation: IntOrPair = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+
+class Conv1d(_Conv):
+    type: Literal["Conv1d"]
+
+
+class Conv2d(_Conv):
+    type: Literal["Conv2d"]
+
+
+class MaxPool2d(Strict):
+    type: Literal["MaxPool2d"]
+    kernel_size: IntOrPair
+    stride: IntOrPair | None = None
+    padding: IntOrPair = 0
+    dilation: IntOrPair = 1
+    ceil_mode: bool = False
+
+
+class AvgPool2d(Strict):
+    type: Literal["AvgPool2d"]
+    kernel_size: IntOrPair
+    stride: IntOrPair | None = None
+    padding: IntOrPair = 0
+    ceil_mode: bool = False
+    count_include_pad: bool = True
+
+
+class AdaptiveAvgPool2d(Strict):
+    type: Literal["AdaptiveAvgPool2d"]
+    output_size: IntOrPair
+
+
+class Flatten(Strict):
+    type: Literal["Flatten"]
+    start_dim: int = 1
+    end_dim: int = -1
+
+
+class Unflatten(Strict):
+    type: Literal["Unflatten"]
+    dim: int
+    unflattened_size: list[PositiveInt] = Field(min_length=1)
+
+
+class Dropout(Strict):
+    type: Literal["Dropout"]
+    p: float = Field(default=0.5, ge=0, le=1)
+
+
+class _BatchNorm(Strict):
+    num_features: PositiveInt | None = None
+    eps: float = Field(default=1e-5, gt=0)
+    momentum: float | None = Field(default=0.1, ge=0, le=1)
+    affine: bool = True
+    track_running_stats: bool = True
+
+
+class BatchNorm1d(_BatchNorm):
+    type: Literal["BatchNorm1d"]
+
+
+class BatchNorm2d(_BatchNorm):
+    type: Literal["BatchNorm2d"]
+
+
+class LayerNorm(Strict):
+    type: Literal["LayerNorm"]
+    # None: the size of the last dimension of this layer's input.
+    normalized_shape: list[PositiveInt] | None = None
+    eps: float = Field(default=1e-5, gt=0)
+    elementwise_affine: bool = True
+    bias: bool = True
+
+
+class ReLU(Strict):
+    type: Literal["ReLU"]
+
+
+class LeakyReLU(Strict):
+    type: Literal["LeakyReLU"]
+    negative_slope: float = 0.01
+
+
+class ELU(Strict):
+    type: Literal["ELU"]
+    alpha: float = 1.0
+
+
+class GELU(Strict):
+    type: Literal["GELU"]
+    approximate: Literal["none", "tanh"] = "none"
+
+
+class PReLU(Strict):
+    type: Literal["PReLU"]
+    num_parameters: PositiveInt = 1
+    init: float = 0.25
+
+
+class Hardshrink(Strict):
+    type: Literal["Hardshrink"]
+    lambd: float = Field(default=0.5, ge=0)
+
+
+class Sigmoid(Strict):
+    type: Literal["Sigmoid"]
+
+
+class Tanh(Strict):
+    type: Literal["Tanh"]
+
+
+class Softplus(Strict):
+    type: Literal["Softplus"]
+    beta: float = Field(default=1.0, gt=0)
+    threshold: float = 20.0
+
+
+class SiLU(Strict):
+    type: Literal["SiLU"]
+
+
+class Identity(Strict):
+    type: Literal["Identity"]
+
+
+class Pow(Strict):
+    """x ** exponent, elementwise: seed 004's w*x**2 + b is [Pow(2), Linear(1, 1)]."""
+
+    type: Literal["Pow"]
+    exponent: float
+
+
+LayerSpec = Annotated[
+    Linear
+    | Conv1d
+    | Conv2d
+    | MaxPool2d
+    | AvgPool2d
+    | AdaptiveAvgPool2d
+    | Flatten
+    | Unflatten
+    | Dropout
+    | BatchNorm1d
+    | BatchNorm2d
+    | LayerNorm
+    | ReLU
+    | LeakyReLU
+    | ELU
+    | GELU
+    | PReLU
+    | Hardshrink
+    | Sigmoid
+    | Tanh
+    | Softplus
+    | SiLU
+    | Identity
+    | Pow,
+    Field(discriminator="type"),
+]
+
+
+class NetworkSpec(Strict):
+    layers: list[LayerSpec] = Field(min_length=1, max_length=256)
+
+
+# --- optimizers and schedules -------------------------------------------------------------------
+
+
+class SGD(Strict):
+    name: Literal["sgd"]
+    lr: float = Field(default=0.01, gt=0)
+    momentum: float = Field(default=0.0, ge=0)
+    dampening: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    nesterov: bool = False
+
+    @model_validator(mode="after")
+    def _nesterov_needs_momentum(self) -> "SGD":
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError("nesterov needs momentum > 0 and dampening 0; set momentum, e.g. 0.9")
+        return self
+
+
+class Adagrad(Strict):
+    name: Literal["adagrad"]
+    lr: float = Field(default=0.01, gt=0)
+    lr_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    initial_accumulator_value: float = Field(default=0.0, ge=0)
+    eps: float = Field(default=1e-10, gt=0)
+
+
+class RMSprop(Strict):
+    name: Literal["rmsprop"]
+    lr: float = Field(default=0.01, gt=0)
+    alpha: float = Field(default=0.99, ge=0, le=1)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    momentum: float = Field(default=0.0, ge=0)
+    centered: bool = False
+
+
+class Adam(Strict):
+    name: Literal["adam"]
+    lr: float = Field(default=1e-3, gt=0)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    amsgrad: bool = False
+
+
+class AdamW(Adam):
+    name: Literal["adamw"]  # type: ignore[assignment]
+    weight_decay: float = Field(default=1e-2, ge=0)
+
+
+OptimizerSpec = Annotated[SGD | Adagrad | RMSprop | Adam | AdamW, Field(discriminator="name")]
+
+
+class StepSchedule(Strict):
+    """Multiply the learning rate by gamma every step_size epochs."""
+
+    kind: Literal["step"]
+    step_size: PositiveInt
+    gamma: float = Field(default=0.1, gt=0)
+
+
+class ExponentialSchedule(Strict):
+    """Multiply the learning rate by gamma every epoch."""
+
+    kind: Literal["exponential"]
+    gamma: float = Field(gt=0)
+
+
+class CosineSchedule(Strict):
+    """Cosine annealing from lr to eta_min over t_max epochs."""
+
+    kind: Literal["cosine"]
+    # None: the job's epochs.
+    t_max: PositiveInt | None = None
+    eta_min: float = Field(default=0.0, ge=0)
+
+
+ScheduleSpec = Annotated[
+    StepSchedule | ExponentialSchedule | CosineSchedule, Field(discriminator="kind")
+]
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+Task = Literal["classification", "regression"]
+LossName = Literal["cross_entropy", "bce_with_logits", "mse", "l1", "huber", "half_sum_squared"]
+MetricName = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
+CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "bce_with_logits"})
+
+
+class JobSpec(Strict):
+    """A training job. Optional fields left as None are filled in by `training.plan`."""
+
+    name: str = Field(default="", max_length=200)
+    dataset: DatasetSpec
+    model: NetworkSpec
+    optimizer: OptimizerSpec
+    epochs: int = Field(ge=1, le=1_000_000)
+    # None: the whole dataset in every step, in its own order (the tutorials' full batch).
+    batch_size: PositiveInt | None = None
+    # None: the service picks one at submission and writes it into the stored spec.
+    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    # None: classification for class-labelled data, regression for values.
+    task: Task | None = None
+    # None: cross_entropy for classification, mse for regression.
+    loss: LossName | None = None
+    schedule: ScheduleSpec | None = None
+    shuffle: bool = True
+    drop_last: bool = False
+    validation_fraction: float = Field(default=0.0, ge=0, lt=1)
+    # Standardise inputs (and regression targets) with the training split's mean and std.
+    standardize: bool = False
+    # None: about ten checkpoints over the run, max(1, epochs // 10).
+    checkpoint_every: PositiveInt | None = None
+    # None: val_loss when there is a validation split, else loss.
+    best_metric: MetricName | None = None
+    max_grad_norm: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "JobSpec":
+        if self.best_metric in ("val_loss", "val_accuracy") and self.validation_fraction == 0:
+            raise ValueError(
+                f"best_metric {self.best_metric!r} needs a validation split; "
+                "set validation_fraction, e.g. 0.2, or use best_metric 'loss'"
+            )
+        if self.task == "regression" and self.loss in CLASSIFICATION_LOSSES:
+            raise ValueError(f"loss {self.loss!r} is for classification; use mse, l1, huber or half_sum_squared")
+        if self.task == "classification" and self.loss is not None and self.loss not in CLASSIFICATION_LOSSES:
+            raise ValueError(f"loss {self.loss!r} is for regression; use cross_entropy or bce_with_logits")
+        if self.task == "regression" and self.best_metric in ("accuracy", "val_accuracy"):
+            raise ValueError("accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'")
+        return self

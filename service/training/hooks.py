@@ -1,0 +1,60 @@
+"""What the training loop hands to its caller, and the hooks through which it does so.
+
+The loop knows nothing of databases or HTTP: the worker implements `TrainingHooks` to write
+metric rows, checkpoint rows and heartbeats, and to ask whether it should stop.
+"""
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+CheckpointKind = Literal["periodic", "best", "final"]
+
+
+@dataclass(frozen=True)
+class EpochMetrics:
+    """One epoch, as DESIGN.md defines it; fields that do not apply are None."""
+
+    epoch: int  # 1-based
+    loss: float
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The state after `epoch`, complete enough to predict from and to resume exactly.
+
+    `weights` is the network's state_dict as safetensors bytes, loadable with strict=True into
+    the network the normalised spec describes. `state` is safetensors bytes holding everything
+    else a resume or a prediction needs: optimizer and schedule state, random-generator states,
+    standardisation statistics, with scalars in its metadata.
+    """
+
+    epoch: int
+    kinds: frozenset[CheckpointKind]
+    metric: float | None  # the value of the spec's best_metric at this epoch
+    weights: bytes
+    state: bytes
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A stored checkpoint to continue training from."""
+
+    epoch: int
+    weights: bytes
+    state: bytes
+
+
+class TrainingHooks(Protocol):
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        """Called after every epoch, before any checkpoint of that epoch."""
+
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Called with each checkpoint to store; never with non-finite weights."""
+
+    def should_stop(self) -> bool:
+        """Asked at every epoch boundary; True ends training after checkpointing that epoch."""
