@@ -1,0 +1,40 @@
+"""The FastAPI application, built from Settings."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service import migrations
+from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit
+from service.api.routes import datasets, health, jobs
+from service.db import make_engine, make_session_factory
+from service.settings import Settings
+
+DESCRIPTION = """Train PyTorch networks from declarative job specs and serve their predictions.
+
+Every /v1 route needs `Authorization: Bearer <key>`. Errors are
+`{"error": "<ClassName>", "detail": "<what was wrong and what is expected>"}`."""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="PyTorch training service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_session_factory(engine)
+    app.state.schema_head = migrations.head_revision()
+
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(datasets.router)
+    return app

@@ -1,0 +1,51 @@
+"""Request dependencies as Annotated aliases: settings, sessions, the calling API key.
+
+Sessions use scope="function": the transaction commits (or rolls back) when the route returns,
+before the response is sent, so a client that got 202 can read what it created at once.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import keys
+from service.db import transaction
+from service.settings import Settings
+from service.tables import ApiKey
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _sessions(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessions
+    return factory
+
+
+def _read_session(request: Request) -> Iterator[Session]:
+    with transaction(_sessions(request)) as session:
+        yield session
+
+
+def _write_session(request: Request) -> Iterator[Session]:
+    with transaction(_sessions(request), immediate=True) as session:
+        yield session
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
+WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
+
+
+def _caller(
+    session: ReadSession,
+    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+) -> ApiKey:
+    return keys.authenticate(session, authorization=authorization)
+
+
+Caller = Annotated[ApiKey, Depends(_caller)]

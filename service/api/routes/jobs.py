@@ -1,0 +1,80 @@
+"""/v1/jobs: submit, list, read, cancel, metrics."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from service import jobs, repository
+from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
+from service.api.errors import responses
+from service.api.views import job_out, metrics_csv, metrics_out
+from service.schemas import JobListOut, JobOut, JobStatus, MetricsOut
+from service.specs import JobSpec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202, response_model=JobOut, responses=responses(422, 429))
+def submit_job(
+    spec: JobSpec,
+    caller: Caller,
+    session: WriteSession,
+    settings: SettingsDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Send the same key and body again to get the same job back."),
+    ] = None,
+) -> JobOut:
+    """Validate the spec, dry-run its shapes on the meta device, and queue it."""
+    job = jobs.submit(
+        session, spec=spec, owner_id=caller.id, settings=settings, idempotency_key=idempotency_key
+    )
+    return job_out(session, job)
+
+
+@router.get("", response_model=JobListOut, responses=responses(422))
+def list_jobs(
+    caller: Caller,
+    session: ReadSession,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+) -> JobListOut:
+    """The caller's jobs, newest first."""
+    rows = repository.list_jobs(session, owner_id=caller.id, status=status, limit=limit, before_id=cursor)
+    next_cursor = rows[-1].id if len(rows) == limit else None
+    return JobListOut(jobs=[job_out(session, row) for row in rows], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=responses(404))
+def get_job(job_id: str, caller: Caller, session: ReadSession) -> JobOut:
+    return job_out(session, jobs.get(session, job_id=job_id, owner_id=caller.id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=responses(404, 409))
+def cancel_job(job_id: str, caller: Caller, session: WriteSession) -> JobOut:
+    """Cancel a queued job now; a running one stops at its next epoch, keeping its checkpoints."""
+    return job_out(session, jobs.cancel(session, job_id=job_id, owner_id=caller.id))
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=MetricsOut,
+    responses={
+        **responses(404, 422),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV on Accept: text/csv"},
+    },
+)
+def get_metrics(
+    job_id: str,
+    caller: Caller,
+    session: ReadSession,
+    since: Annotated[int, Query(ge=0, description="Only epochs after this one.")] = 0,
+    accept: Annotated[str | None, Header()] = None,
+) -> MetricsOut | Response:
+    job = jobs.get(session, job_id=job_id, owner_id=caller.id)
+    metrics = repository.list_metrics(session, job_id=job.id, since=since)
+    if accept is not None and "text/csv" in accept:
+        return PlainTextResponse(metrics_csv(metrics), media_type="text/csv")
+    return MetricsOut(job_id=job.id, epochs=metrics_out(metrics))

@@ -1,0 +1,87 @@
+"""Rows to response bodies."""
+
+import csv
+import io
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from service import repository
+from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobOut
+from service.specs import JobSpec
+from service.tables import Checkpoint, Dataset, EpochMetric, Job
+
+METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def job_out(session: Session, job: Job) -> JobOut:
+    spec = JobSpec.model_validate(job.spec)
+    latest = repository.latest_metric(session, job_id=job.id)
+    best = repository.best_metric(session, job_id=job.id, metric=spec.best_metric or "loss")
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        status=job.status,  # type: ignore[arg-type]
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        epoch=job.epoch,
+        epochs=job.epochs,
+        attempt=job.attempt,
+        device=job.device,
+        parameters=job.parameters,
+        cancel_requested=job.cancel_requested,
+        error=job.error,
+        spec=spec,
+        latest=EpochMetricOut.model_validate(latest) if latest else None,
+        best=EpochMetricOut.model_validate(best) if best else None,
+    )
+
+
+def metrics_out(metrics: Sequence[EpochMetric]) -> list[EpochMetricOut]:
+    return [EpochMetricOut.model_validate(metric) for metric in metrics]
+
+
+def metrics_csv(metrics: Sequence[EpochMetric]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(METRIC_FIELDS)
+    for metric in metrics:
+        writer.writerow(["" if (value := getattr(metric, f)) is None else value for f in METRIC_FIELDS])
+    return buffer.getvalue()
+
+
+def checkpoints_out(checkpoints: Sequence[Checkpoint]) -> list[CheckpointOut]:
+    """One entry per kind: an epoch that is both periodic and best is listed twice."""
+    entries = []
+    for row in checkpoints:
+        flags = {"periodic": row.is_periodic, "best": row.is_best, "final": row.is_final}
+        for kind, present in flags.items():
+            if present:
+                entries.append(
+                    CheckpointOut(
+                        epoch=row.epoch,
+                        kind=kind,  # type: ignore[arg-type]
+                        metric=row.metric,
+                        sha256=row.sha256,
+                        bytes=row.size_bytes,
+                        created_at=row.created_at,
+                    )
+                )
+    return entries
+
+
+def dataset_out(dataset: Dataset) -> DatasetOut:
+    return DatasetOut(
+        id=dataset.id,
+        filename=dataset.filename,
+        format=dataset.format,  # type: ignore[arg-type]
+        samples=dataset.samples,
+        input_shape=dataset.input_shape,
+        task=dataset.task,  # type: ignore[arg-type]
+        num_classes=dataset.num_classes,
+        target_shape=dataset.target_shape,
+        sha256=dataset.sha256,
+        bytes=dataset.size_bytes,
+        created_at=dataset.created_at,
+    )

@@ -1,0 +1,130 @@
+"""`service up | api | worker | migrate | keys create`: the entry points that build Settings."""
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+from types import FrameType
+
+from service.db import make_engine, make_session_factory, transaction
+from service.settings import Settings
+
+log = logging.getLogger("service")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="migrate, then run the api and SERVICE_WORKERS workers until Ctrl-C")
+    commands.add_parser("api", help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT")
+    worker = commands.add_parser("worker", help="run one worker: claim and train queued jobs")
+    worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="create an API key and print it (shown only once)")
+    create.add_argument("--name", required=True)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    match args.command:
+        case "up":
+            return up(settings)
+        case "api":
+            return api(settings)
+        case "worker":
+            return run_worker(settings, once=args.once)
+        case "migrate":
+            migrate(settings)
+            return 0
+        case "keys":
+            return create_key(settings, name=args.name)
+    return 2
+
+
+def migrate(settings: Settings) -> None:
+    from service import migrations
+
+    engine = make_engine(settings.database_url)
+    migrations.upgrade(engine)
+    engine.dispose()
+    log.info("database at %s migrated to %s", engine.url.render_as_string(hide_password=True), migrations.head_revision())
+
+
+def create_key(settings: Settings, *, name: str) -> int:
+    from service import keys
+
+    engine = make_engine(settings.database_url)
+    with transaction(make_session_factory(engine), immediate=True) as session:
+        _, key = keys.create_key(session, name=name)
+    engine.dispose()
+    print(f"created API key {name!r}; it is shown only this once:")
+    print(key)
+    return 0
+
+
+def ensure_first_key(settings: Settings) -> None:
+    from service import keys
+
+    engine = make_engine(settings.database_url)
+    with transaction(make_session_factory(engine), immediate=True) as session:
+        key = keys.ensure_first_key(session, key_file=settings.api_key_file)
+    engine.dispose()
+    if key is not None:
+        print(f"first start: created an API key, written to {settings.api_key_file} (mode 0600):")
+        print(key)
+
+
+def api(settings: Settings) -> int:
+    import uvicorn
+
+    from service.api.app import create_app
+
+    ensure_first_key(settings)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    return 0
+
+
+def run_worker(settings: Settings, *, once: bool) -> int:
+    from service.worker.loop import Worker
+
+    engine = make_engine(settings.database_url)
+    worker = Worker(settings=settings, sessions=make_session_factory(engine))
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("worker got %s: finishing the current epoch", signal.Signals(signum).name)
+        worker.shutdown.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if once:
+        worker.run_once()
+    else:
+        worker.run_forever()
+    engine.dispose()
+    return 0
+
+
+def up(settings: Settings) -> int:
+    """Migrate, make the first key if needed, start the workers, then serve until Ctrl-C."""
+    migrate(settings)
+    ensure_first_key(settings)
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"]) for _ in range(settings.workers)
+    ]
+    print(f"api on http://{settings.host}:{settings.port} (docs at /docs), {len(workers)} worker(s)")
+    print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
+    try:
+        api(settings)
+    finally:
+        for process in workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in workers:
+            process.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

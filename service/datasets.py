@@ -1,0 +1,56 @@
+"""Uploaded datasets: parsed once at upload, stored as safetensors ("x", "y") in the database."""
+
+import hashlib
+
+import numpy as np
+import torch
+from safetensors.numpy import save as save_arrays
+from safetensors.torch import load as load_tensors
+from sqlalchemy.orm import Session
+
+from service import repository
+from service.errors import NotFound
+from service.ids import new_id
+from service.tables import Dataset
+from service.training.uploads import parse_upload, upload_shape
+
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def store_upload(session: Session, *, owner_id: str, filename: str, content: bytes) -> Dataset:
+    """Parse a CSV or NPZ upload (InvalidUpload if it is neither) and store its arrays."""
+    x, y = parse_upload(filename=filename, content=content)
+    shape = upload_shape(x, y)
+    data = save_arrays({"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y)})
+    dataset = Dataset(
+        id=new_id(),
+        owner_id=owner_id,
+        filename=filename[:200],
+        format="npz" if content.startswith(ZIP_MAGIC) else "csv",
+        samples=shape.samples,
+        input_shape=list(shape.input_shape),
+        task=shape.task,
+        num_classes=shape.num_classes,
+        target_shape=list(shape.target_shape),
+        sha256=hashlib.sha256(content).hexdigest(),
+        size_bytes=len(content),
+        data=data,
+    )
+    repository.add_dataset(session, dataset=dataset)
+    return dataset
+
+
+def get(session: Session, *, dataset_id: str, owner_id: str) -> Dataset:
+    dataset = repository.get_dataset(session, dataset_id=dataset_id, owner_id=owner_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id!r} does not exist")
+    return dataset
+
+
+def load_arrays(session: Session, *, dataset_id: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stored inputs and targets, for the worker."""
+    dataset = repository.get_dataset(session, dataset_id=dataset_id, with_data=True)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id!r} no longer exists")
+    tensors = load_tensors(dataset.data)
+    return tensors["x"], tensors["y"]

@@ -1,0 +1,242 @@
+"""The job state machine: submit, claim, finish, requeue, cancel. No commits here.
+
+    queued -> running -> succeeded | failed | cancelled
+    queued -> cancelled                  (cancel before a worker claims it)
+    running -> queued                    (lease expired: attempt + 1; or worker shut down)
+
+`transition` is the only function that changes a job's status.
+"""
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from service import repository
+from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
+from service.ids import new_id
+from service.settings import Settings
+from service.specs import JobSpec
+from service.tables import Job
+from service.training.plan import DataShape, describe_dataset, plan
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"queued", "succeeded", "failed", "cancelled"}),
+}
+# How long a caller over the active-jobs limit is told to wait before trying again.
+RETRY_AFTER_SECONDS = 30
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def transition(
+    session: Session,
+    *,
+    job_id: str,
+    from_status: str,
+    to_status: str,
+    lease_token: str | None = None,
+    **values: object,
+) -> bool:
+    """Move a job from one status to another if it is still in `from_status` (and, for a worker,
+    still under its lease). Returns False if someone else moved it first."""
+    if to_status not in TRANSITIONS.get(from_status, frozenset()):
+        raise ValueError(f"no transition from {from_status} to {to_status}")
+    if to_status in FINAL_STATUSES:
+        values.setdefault("finished_at", now())
+    if from_status == "running":
+        values.update(lease_owner=None, lease_expires_at=None)
+    return repository.set_job_status(
+        session,
+        job_id=job_id,
+        from_status=from_status,
+        lease_token=lease_token,
+        status=to_status,
+        **values,
+    )
+
+
+# --- the api's side -----------------------------------------------------------------------------
+
+
+def request_hash(spec: JobSpec) -> str:
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def submit(
+    session: Session,
+    *,
+    spec: JobSpec,
+    owner_id: str,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> Job:
+    """Validate a spec against its data, dry-run its shapes, and queue it."""
+    fingerprint = request_hash(spec)
+    if idempotency_key is not None:
+        existing = repository.find_job_by_idempotency_key(
+            session, owner_id=owner_id, key=idempotency_key
+        )
+        if existing is not None:
+            return _same_request(existing, fingerprint)
+
+    data = _data_shape(session, spec=spec, owner_id=owner_id)
+    planned = plan(spec, data=data)
+    _check_limits(session, planned.spec, parameters=planned.parameters, data=data, owner_id=owner_id, settings=settings)
+
+    job = Job(
+        id=new_id(),
+        owner_id=owner_id,
+        name=planned.spec.name,
+        status="queued",
+        spec=planned.spec.model_dump(mode="json"),
+        parameters=planned.parameters,
+        epochs=planned.spec.epochs,
+        epoch=0,
+        attempt=1,
+        cancel_requested=False,
+        idempotency_key=idempotency_key,
+        request_hash=fingerprint,
+        created_at=now(),
+    )
+    try:
+        with session.begin_nested():
+            repository.add_job(session, job=job)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the insert.
+        assert idempotency_key is not None
+        existing = repository.find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
+        if existing is None:
+            raise
+        return _same_request(existing, fingerprint)
+    log.info("job %s queued: %s, %d parameters", job.id, job.name or "(unnamed)", job.parameters)
+    return job
+
+
+def _same_request(job: Job, fingerprint: str) -> Job:
+    if job.request_hash != fingerprint:
+        raise InvalidSpec(
+            f"Idempotency-Key was already used for job {job.id} with a different spec; "
+            "send the same spec to get that job back, or use a new key"
+        )
+    return job
+
+
+def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
+    if spec.dataset.kind != "uploaded":
+        return describe_dataset(spec.dataset)
+    row = repository.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
+    if row is None:
+        raise InvalidSpec(f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets")
+    uploaded = DataShape(
+        samples=row.samples,
+        input_shape=tuple(row.input_shape),
+        task="classification" if row.task == "classification" else "regression",
+        num_classes=row.num_classes,
+        target_shape=tuple(row.target_shape),
+    )
+    return describe_dataset(spec.dataset, uploaded=uploaded)
+
+
+def _check_limits(
+    session: Session, spec: JobSpec, *, parameters: int, data: DataShape, owner_id: str, settings: Settings
+) -> None:
+    if parameters > settings.max_parameters:
+        raise InvalidSpec(
+            f"the network has {parameters:,} parameters; the limit is {settings.max_parameters:,} "
+            "(SERVICE_MAX_PARAMETERS): use fewer or smaller layers"
+        )
+    sample_epochs = data.samples * spec.epochs
+    if sample_epochs > settings.max_sample_epochs:
+        raise InvalidSpec(
+            f"{data.samples:,} samples x {spec.epochs:,} epochs = {sample_epochs:,}; the limit is "
+            f"{settings.max_sample_epochs:,} (SERVICE_MAX_SAMPLE_EPOCHS): train fewer epochs or samples"
+        )
+    active = repository.count_active_jobs(session, owner_id=owner_id)
+    if active >= settings.max_active_jobs_per_key:
+        raise TooManyJobs(
+            f"this key has {active} queued or running jobs, the most allowed "
+            f"(SERVICE_MAX_ACTIVE_JOBS_PER_KEY); wait for some to finish or cancel them",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+
+
+def get(session: Session, *, job_id: str, owner_id: str) -> Job:
+    job = repository.get_job(session, job_id=job_id, owner_id=owner_id)
+    if job is None:
+        raise NotFound(f"job {job_id!r} does not exist")
+    return job
+
+
+def cancel(session: Session, *, job_id: str, owner_id: str) -> Job:
+    """Cancel a queued job now; ask a running one to stop at its next epoch boundary."""
+    job = get(session, job_id=job_id, owner_id=owner_id)
+    if job.status == "queued" and transition(
+        session, job_id=job.id, from_status="queued", to_status="cancelled"
+    ):
+        log.info("job %s cancelled while queued", job.id)
+    elif job.status == "running" and repository.request_cancel(session, job_id=job.id):
+        log.info("job %s asked to stop at its next epoch", job.id)
+    elif job.status in FINAL_STATUSES:
+        raise Conflict(f"job {job.id} already {job.status}; only queued or running jobs can be cancelled")
+    session.refresh(job)
+    return job
+
+
+# --- the worker's side --------------------------------------------------------------------------
+
+
+def claim(session: Session, *, lease_token: str, device: str, settings: Settings) -> Job | None:
+    """Requeue jobs whose lease lapsed, then take the oldest queued job under a new lease."""
+    moment = now()
+    reap_expired(session, moment=moment, max_attempts=settings.max_attempts)
+    return repository.claim_next_job(
+        session,
+        lease_token=lease_token,
+        lease_expires_at=moment + timedelta(seconds=settings.lease_seconds),
+        now=moment,
+        device=device,
+    )
+
+
+def reap_expired(session: Session, *, moment: datetime, max_attempts: int) -> None:
+    for job in repository.expired_running_jobs(session, now=moment):
+        if job.cancel_requested:
+            transition(session, job_id=job.id, from_status="running", to_status="cancelled")
+        elif job.attempt >= max_attempts:
+            transition(
+                session,
+                job_id=job.id,
+                from_status="running",
+                to_status="failed",
+                error=f"the worker stopped renewing its lease on attempt {job.attempt} of "
+                f"{max_attempts} (SERVICE_MAX_ATTEMPTS); last epoch stored: {job.epoch}",
+            )
+        else:
+            transition(
+                session, job_id=job.id, from_status="running", to_status="queued", attempt=job.attempt + 1
+            )
+            log.warning("job %s lease expired; requeued as attempt %d", job.id, job.attempt + 1)
+
+
+def finish(
+    session: Session, *, job_id: str, lease_token: str, status: str, error: str | None = None
+) -> bool:
+    return transition(
+        session, job_id=job_id, from_status="running", to_status=status, lease_token=lease_token, error=error
+    )
+
+
+def release(session: Session, *, job_id: str, lease_token: str) -> bool:
+    """Give a running job back to the queue (the worker is shutting down), same attempt."""
+    return transition(
+        session, job_id=job_id, from_status="running", to_status="queued", lease_token=lease_token
+    )

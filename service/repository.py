@@ -1,0 +1,274 @@
+"""Every SQL statement the service runs. Callers own the transaction; nothing here commits.
+
+Writes a worker makes for a job are fenced: they name the lease token the worker got when it
+claimed the job, and change nothing (returning False) once that lease has been lost.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.orm import Session, defer
+
+from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
+
+ACTIVE_STATUSES = ("queued", "running")
+# Listing checkpoints or datasets reads metadata; the blobs stay in the database.
+CHECKPOINT_METADATA_ONLY = (defer(Checkpoint.weights), defer(Checkpoint.state))
+
+# --- API keys -----------------------------------------------------------------------------------
+
+
+def add_api_key(session: Session, *, key: ApiKey) -> None:
+    session.add(key)
+    session.flush()
+
+
+def find_api_key(session: Session, *, key_hash: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+
+def count_api_keys(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ApiKey)) or 0
+
+
+# --- jobs: reads --------------------------------------------------------------------------------
+
+
+def add_job(session: Session, *, job: Job) -> None:
+    session.add(job)
+    session.flush()
+
+
+def get_job(session: Session, *, job_id: str, owner_id: str | None = None) -> Job | None:
+    query = select(Job).where(Job.id == job_id)
+    if owner_id is not None:
+        query = query.where(Job.owner_id == owner_id)
+    return session.scalars(query).one_or_none()
+
+
+def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) -> Job | None:
+    query = select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key)
+    return session.scalars(query).one_or_none()
+
+
+def list_jobs(
+    session: Session, *, owner_id: str, status: str | None, limit: int, before_id: str | None
+) -> Sequence[Job]:
+    """Newest first; `before_id` is the last id of the previous page."""
+    query = select(Job).where(Job.owner_id == owner_id)
+    if status is not None:
+        query = query.where(Job.status == status)
+    if before_id is not None:
+        query = query.where(Job.id < before_id)
+    return session.scalars(query.order_by(Job.id.desc()).limit(limit)).all()
+
+
+def count_active_jobs(session: Session, *, owner_id: str) -> int:
+    query = select(func.count()).where(Job.owner_id == owner_id, Job.status.in_(ACTIVE_STATUSES))
+    return session.scalar(query) or 0
+
+
+# --- jobs: the queue ----------------------------------------------------------------------------
+
+
+def claim_next_job(
+    session: Session, *, lease_token: str, lease_expires_at: datetime, now: datetime, device: str
+) -> Job | None:
+    """Move the oldest queued job to running under a new lease, atomically.
+
+    PostgreSQL: the inner SELECT ... FOR UPDATE SKIP LOCKED lets concurrent claimers pass over
+    each other's rows. SQLite ignores FOR UPDATE; the caller runs this in BEGIN IMMEDIATE, which
+    serialises claimers instead.
+    """
+    oldest_queued = (
+        select(Job.id)
+        .where(Job.status == "queued")
+        .order_by(Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(Job)
+        .where(Job.id == oldest_queued, Job.status == "queued")
+        .values(
+            status="running",
+            lease_owner=lease_token,
+            lease_expires_at=lease_expires_at,
+            started_at=func.coalesce(Job.started_at, now),
+            device=device,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def expired_running_jobs(session: Session, *, now: datetime) -> Sequence[Job]:
+    query = select(Job).where(Job.status == "running", Job.lease_expires_at < now)
+    return session.scalars(query.with_for_update(skip_locked=True)).all()
+
+
+def set_job_status(
+    session: Session,
+    *,
+    job_id: str,
+    from_status: str,
+    lease_token: str | None = None,
+    **values: object,
+) -> bool:
+    """The one conditional UPDATE behind every state transition (see jobs.py)."""
+    conditions: list[ColumnElement[bool]] = [Job.id == job_id, Job.status == from_status]
+    if lease_token is not None:
+        conditions.append(Job.lease_owner == lease_token)
+    statement = (
+        update(Job)
+        .where(*conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, *, job_id: str) -> bool:
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running")
+        .values(cancel_requested=True)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+
+
+def renew_lease(
+    session: Session, *, job_id: str, lease_token: str, lease_expires_at: datetime, **values: object
+) -> bool | None:
+    """Extend the lease (and set `values`) if still held: returns cancel_requested, or None if lost."""
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == lease_token)
+        .values(lease_expires_at=lease_expires_at, **values)
+        .returning(Job.cancel_requested)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def add_epoch_metric(session: Session, *, metric: EpochMetric) -> None:
+    session.add(metric)
+    session.flush()
+
+
+def delete_metrics_after(session: Session, *, job_id: str, epoch: int) -> None:
+    """Forget epochs a resumed job will train again, so each epoch is stored exactly once."""
+    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch))
+
+
+def list_metrics(session: Session, *, job_id: str, since: int = 0) -> Sequence[EpochMetric]:
+    query = select(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch > since)
+    return session.scalars(query.order_by(EpochMetric.epoch)).all()
+
+
+def latest_metric(session: Session, *, job_id: str) -> EpochMetric | None:
+    query = select(EpochMetric).where(EpochMetric.job_id == job_id)
+    return session.scalars(query.order_by(EpochMetric.epoch.desc()).limit(1)).first()
+
+
+def best_metric(session: Session, *, job_id: str, metric: str) -> EpochMetric | None:
+    """The epoch with the best value of `metric`: lowest for losses, highest for accuracies."""
+    column = getattr(EpochMetric, metric)
+    order = column.desc() if metric.endswith("accuracy") else column.asc()
+    query = select(EpochMetric).where(EpochMetric.job_id == job_id, column.is_not(None))
+    return session.scalars(query.order_by(order, EpochMetric.epoch).limit(1)).first()
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: int) -> None:
+    """Store one epoch's checkpoint, move the best/final marks to it, and prune old periodic ones."""
+    job_id = checkpoint.job_id
+    if checkpoint.is_best:
+        session.execute(
+            update(Checkpoint)
+            .where(Checkpoint.job_id == job_id, Checkpoint.epoch != checkpoint.epoch)
+            .values(is_best=False)
+            .execution_options(synchronize_session=False)
+        )
+    session.merge(checkpoint)
+    session.flush()
+    kept_periodic = (
+        select(Checkpoint.epoch)
+        .where(Checkpoint.job_id == job_id, Checkpoint.is_periodic)
+        .order_by(Checkpoint.epoch.desc())
+        .limit(keep_periodic)
+    )
+    session.execute(
+        delete(Checkpoint).where(
+            Checkpoint.job_id == job_id,
+            ~Checkpoint.is_best,
+            ~Checkpoint.is_final,
+            Checkpoint.epoch.not_in(kept_periodic),
+            # The newest checkpoint is what a resume starts from: never prune it.
+            Checkpoint.epoch != checkpoint.epoch,
+        )
+    )
+
+
+def delete_checkpoints_after(session: Session, *, job_id: str, epoch: int) -> None:
+    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch > epoch))
+
+
+def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
+    """Metadata only: the weight blobs are not loaded."""
+    query = (
+        select(Checkpoint)
+        .where(Checkpoint.job_id == job_id)
+        .order_by(Checkpoint.epoch)
+        .options(*CHECKPOINT_METADATA_ONLY)
+    )
+    return session.scalars(query).all()
+
+
+def find_checkpoint(
+    session: Session, *, job_id: str, ref: str | int, with_blobs: bool = True
+) -> Checkpoint | None:
+    """`ref` is "best", "final", "latest" or an epoch number."""
+    query = select(Checkpoint).where(Checkpoint.job_id == job_id)
+    if not with_blobs:
+        query = query.options(*CHECKPOINT_METADATA_ONLY)
+    match ref:
+        case "best":
+            query = query.where(Checkpoint.is_best)
+        case "final":
+            query = query.where(Checkpoint.is_final)
+        case "latest":
+            query = query.order_by(Checkpoint.epoch.desc()).limit(1)
+        case int(epoch):
+            query = query.where(Checkpoint.epoch == epoch)
+        case _:
+            return None
+    return session.scalars(query).first()
+
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+def add_dataset(session: Session, *, dataset: Dataset) -> None:
+    session.add(dataset)
+    session.flush()
+
+
+def get_dataset(
+    session: Session, *, dataset_id: str, owner_id: str | None = None, with_data: bool = False
+) -> Dataset | None:
+    query = select(Dataset).where(Dataset.id == dataset_id)
+    if owner_id is not None:
+        query = query.where(Dataset.owner_id == owner_id)
+    if not with_data:
+        query = query.options(defer(Dataset.data))
+    return session.scalars(query).one_or_none()

@@ -1,0 +1,109 @@
+"""The training loop's hooks, writing to the database under the job's lease.
+
+Every write first renews the lease with a conditional UPDATE in the same transaction: if the
+lease is no longer ours (it expired and another worker took the job), nothing is written and
+LeaseLost stops training.
+"""
+
+import hashlib
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, repository
+from service.db import transaction
+from service.errors import LeaseLost
+from service.settings import Settings
+from service.tables import Checkpoint as CheckpointRow
+from service.tables import EpochMetric
+from service.training.hooks import Checkpoint, EpochMetrics
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseHooks:
+    """TrainingHooks for one claimed job."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        settings: Settings,
+        job_id: str,
+        lease_token: str,
+        shutdown: threading.Event,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.job_id = job_id
+        self.lease_token = lease_token
+        self.shutdown = shutdown
+        self.cancel_requested = False
+        self.lease_lost = False
+
+    def renew(self, session: Session, **values: object) -> None:
+        """Extend the lease and set `values` on the job, or raise LeaseLost."""
+        deadline = jobs.now() + timedelta(seconds=self.settings.lease_seconds)
+        cancel = repository.renew_lease(
+            session, job_id=self.job_id, lease_token=self.lease_token, lease_expires_at=deadline, **values
+        )
+        if cancel is None:
+            self.lease_lost = True
+            raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
+        self.cancel_requested = cancel
+
+    def heartbeat(self) -> None:
+        try:
+            with transaction(self.sessions, immediate=True) as session:
+                self.renew(session)
+        except LeaseLost:
+            log.warning("job %s: lease lost; stopping at the next epoch boundary", self.job_id)
+
+    def prepare(self, *, resume_epoch: int) -> None:
+        """Drop what an earlier attempt wrote after the checkpoint this attempt resumes from."""
+        with transaction(self.sessions, immediate=True) as session:
+            self.renew(session, epoch=resume_epoch)
+            repository.delete_metrics_after(session, job_id=self.job_id, epoch=resume_epoch)
+            repository.delete_checkpoints_after(session, job_id=self.job_id, epoch=resume_epoch)
+
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        with transaction(self.sessions, immediate=True) as session:
+            self.renew(session, epoch=metrics.epoch)
+            repository.add_epoch_metric(
+                session,
+                metric=EpochMetric(
+                    job_id=self.job_id,
+                    epoch=metrics.epoch,
+                    loss=metrics.loss,
+                    accuracy=metrics.accuracy,
+                    val_loss=metrics.val_loss,
+                    val_accuracy=metrics.val_accuracy,
+                    lr=metrics.lr,
+                    seconds=metrics.seconds,
+                ),
+            )
+
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        row = CheckpointRow(
+            job_id=self.job_id,
+            epoch=checkpoint.epoch,
+            is_periodic="periodic" in checkpoint.kinds,
+            is_best="best" in checkpoint.kinds,
+            is_final="final" in checkpoint.kinds,
+            metric=checkpoint.metric,
+            sha256=hashlib.sha256(checkpoint.weights).hexdigest(),
+            size_bytes=len(checkpoint.weights),
+            weights=checkpoint.weights,
+            state=checkpoint.state,
+            created_at=jobs.now(),
+        )
+        with transaction(self.sessions, immediate=True) as session:
+            self.renew(session)
+            repository.save_checkpoint(
+                session, checkpoint=row, keep_periodic=self.settings.keep_periodic_checkpoints
+            )
+
+    def should_stop(self) -> bool:
+        return self.cancel_requested or self.lease_lost or self.shutdown.is_set()

@@ -1,0 +1,126 @@
+"""The worker: claim a queued job, train it under a lease, record how it ended, repeat."""
+
+import logging
+import os
+import secrets
+import socket
+import threading
+
+import torch
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, repository
+from service.datasets import load_arrays
+from service.db import transaction
+from service.errors import LeaseLost, ServiceError
+from service.settings import Settings
+from service.specs import JobSpec
+from service.training.devices import pick_device
+from service.training.hooks import Resume
+from service.training.loop import train
+from service.worker.hooks import DatabaseHooks
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.device = pick_device(settings.device)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        # Set by SIGTERM/SIGINT: finish the epoch, checkpoint, hand the job back, exit.
+        self.shutdown = threading.Event()
+
+    def run_forever(self) -> None:
+        log.info("worker %s polling for jobs on %s", self.name, self.device)
+        while not self.shutdown.is_set():
+            if not self.run_once():
+                self.shutdown.wait(self.settings.poll_seconds)
+        log.info("worker %s stopped", self.name)
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False if the queue was empty."""
+        lease_token = f"{self.name}:{secrets.token_hex(4)}"
+        with transaction(self.sessions, immediate=True) as session:
+            job = jobs.claim(session, lease_token=lease_token, device=str(self.device), settings=self.settings)
+        if job is None:
+            return False
+        log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
+        self._run(job_id=job.id, spec=JobSpec.model_validate(job.spec), lease_token=lease_token)
+        return True
+
+    def _run(self, *, job_id: str, spec: JobSpec, lease_token: str) -> None:
+        hooks = DatabaseHooks(
+            sessions=self.sessions,
+            settings=self.settings,
+            job_id=job_id,
+            lease_token=lease_token,
+            shutdown=self.shutdown,
+        )
+        beat = _Heartbeat(hooks, interval=self.settings.lease_seconds / 3)
+        beat.start()
+        try:
+            resume, uploaded = self._load_inputs(job_id=job_id, spec=spec)
+            hooks.prepare(resume_epoch=resume.epoch if resume else 0)
+            outcome = train(spec, device=self.device, hooks=hooks, resume=resume, uploaded=uploaded)
+        except LeaseLost:
+            log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
+            return
+        except ServiceError as error:
+            self._end(job_id, lease_token, status="failed", error=error.message)
+            return
+        except Exception as error:
+            log.exception("job %s failed", job_id)
+            self._end(job_id, lease_token, status="failed", error=f"{type(error).__name__}: {error}")
+            return
+        finally:
+            beat.stop()
+
+        if outcome.status == "completed":
+            self._end(job_id, lease_token, status="succeeded")
+        elif hooks.cancel_requested:
+            self._end(job_id, lease_token, status="cancelled")
+        elif not hooks.lease_lost:
+            with transaction(self.sessions, immediate=True) as session:
+                jobs.release(session, job_id=job_id, lease_token=lease_token)
+            log.info("job %s handed back to the queue at epoch %d", job_id, outcome.epoch)
+
+    def _load_inputs(
+        self, *, job_id: str, spec: JobSpec
+    ) -> tuple[Resume | None, tuple[torch.Tensor, torch.Tensor] | None]:
+        with transaction(self.sessions) as session:
+            row = repository.find_checkpoint(session, job_id=job_id, ref="latest")
+            resume = Resume(epoch=row.epoch, weights=row.weights, state=row.state) if row else None
+            uploaded = None
+            if spec.dataset.kind == "uploaded":
+                uploaded = load_arrays(session, dataset_id=spec.dataset.id)
+        return resume, uploaded
+
+    def _end(self, job_id: str, lease_token: str, *, status: str, error: str | None = None) -> None:
+        with transaction(self.sessions, immediate=True) as session:
+            if jobs.finish(session, job_id=job_id, lease_token=lease_token, status=status, error=error):
+                log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+            else:
+                log.warning("job %s: lease lost before it could be marked %s", job_id, status)
+
+
+class _Heartbeat:
+    """Renews the lease between epochs, for epochs longer than the lease."""
+
+    def __init__(self, hooks: DatabaseHooks, *, interval: float) -> None:
+        self.hooks = hooks
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{hooks.job_id}", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(self.interval) and not self.hooks.lease_lost:
+            self.hooks.heartbeat()
