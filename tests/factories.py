@@ -1,0 +1,38 @@
+"""Plain functions that build test inputs, with overridable defaults."""
+
+from typing import Any
+
+
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """A job that trains in milliseconds: 8 inline 2-D points, 2 classes, 3 epochs."""
+    spec: dict[str, Any] = {
+        "name": "tiny",
+        "dataset": {
+            "kind": "inline",
+            "inputs": [[0.0, 0.1], [0.2, 0.1], [0.9, 1.0], [1.0, 0.8], [0.1, 0.3], [0.8, 0.9], [0.3, 0.0], [0.7, 1.1]],
+            "targets": [0, 0, 1, 1, 0, 1, 0, 1],
+        },
+        "model": {"layers": [{"type": "Linear", "out_features": 4}, {"type": "ReLU"}, {"type": "Linear", "out_features": 2}]},
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "epochs": 3,
+        "seed": 7,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def spiral_spec(**overrides: Any) -> dict[str, Any]:
+    """Seed 001's ReLU + Adam experiment, shortened by default."""
+    spec: dict[str, Any] = {
+        "name": "spiral-relu-adam",
+        "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 1000, "noise": 0.2},
+        "model": {
+            "layers": [{"type": "Linear", "out_features": 100}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
+        },
+        "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 1e-5},
+        "epochs": 20,
+        "batch_size": None,
+        "seed": 12345,
+    }
+    spec.update(overrides)
+    return spec
