@@ -50,8 +50,14 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return make_settings(database_url=database_url, data_dir=tmp_path / "data")
+def settings_overrides() -> dict[str, object]:
+    """Override with @pytest.mark.parametrize("settings_overrides", [{...}]) to change a setting."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
+    return make_settings(database_url=database_url, data_dir=tmp_path / "data", **settings_overrides)
 
 
 def make_settings(**overrides: object) -> Settings:

@@ -1,6 +1,9 @@
 """Real servers for tests: uvicorn in a thread, or `service` subprocesses on free ports."""
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -45,3 +48,23 @@ def serve_in_thread(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `service` subprocess use these settings."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SERVICE_")}
+    for name, value in settings.model_dump().items():
+        env[f"SERVICE_{name.upper()}"] = str(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_service(settings: Settings, *args: str, log_path: str | None = None) -> subprocess.Popen[bytes]:
+    """`python -m service.cli ARGS` with these settings; output to log_path if given."""
+    output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *args],
+        env=service_env(settings),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )

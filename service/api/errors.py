@@ -69,8 +69,9 @@ STATUS_DESCRIPTIONS = {
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the error statuses a route can return; 401 and 413 apply to all of /v1."""
+    """OpenAPI entries for the error statuses a route can return. Every /v1 route can answer
+    401 (key), 413 (body size) and 422 (a malformed parameter, in the envelope, not FastAPI's)."""
     return {
         status: {"model": ErrorOut, "description": STATUS_DESCRIPTIONS[status]}
-        for status in sorted({401, 413, *statuses})
+        for status in sorted({401, 413, 422, *statuses})
     }

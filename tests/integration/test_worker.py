@@ -1,0 +1,148 @@
+"""A real worker training real (tiny) jobs against the database."""
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, repository
+from service.db import transaction
+from service.keys import create_key
+from service.settings import Settings
+from service.specs import JobSpec
+from service.tables import Job
+from service.worker.loop import Worker
+from tests.factories import tiny_spec
+from tests.servers import start_service
+
+
+def queue(sessions: sessionmaker[Session], settings: Settings, count: int = 1, **overrides: object) -> list[str]:
+    """Submit `count` copies of the tiny spec (with overrides) in one transaction."""
+    with transaction(sessions, immediate=True) as session:
+        owner, _ = create_key(session, name="worker-tests")
+        spec = JobSpec.model_validate(tiny_spec(**overrides))
+        return [jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings).id for _ in range(count)]
+
+
+def read(sessions: sessionmaker[Session], job_id: str) -> Job:
+    with transaction(sessions) as session:
+        job = repository.get_job(session, job_id=job_id)
+        assert job is not None
+        return job
+
+
+def wait_for(predicate, *, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_worker_trains_a_job_to_success(sessions: sessionmaker[Session], settings: Settings) -> None:
+    [job_id] = queue(sessions, settings)
+
+    assert Worker(settings=settings, sessions=sessions).run_once() is True
+
+    job = read(sessions, job_id)
+    assert (job.status, job.epoch, job.attempt, job.device, job.error) == ("succeeded", 3, 1, "cpu", None)
+    assert job.lease_owner is None
+    with transaction(sessions) as session:
+        metrics = repository.list_metrics(session, job_id=job_id)
+        checkpoints = repository.list_checkpoints(session, job_id=job_id)
+    assert [m.epoch for m in metrics] == [1, 2, 3]
+    assert all(m.accuracy is not None and 0 <= m.accuracy <= 1 for m in metrics)
+    assert checkpoints[-1].epoch == 3 and checkpoints[-1].is_final
+
+
+def test_empty_queue_runs_nothing(sessions: sessionmaker[Session], settings: Settings) -> None:
+    assert Worker(settings=settings, sessions=sessions).run_once() is False
+
+
+def test_diverging_job_fails_naming_the_epoch(sessions: sessionmaker[Session], settings: Settings) -> None:
+    [job_id] = queue(
+        sessions,
+        settings,
+        dataset={"kind": "quadratic", "samples": 20},
+        model={"layers": [{"type": "Linear", "out_features": 1}]},
+        optimizer={"name": "sgd", "lr": 1e6},
+        epochs=200,
+    )
+
+    Worker(settings=settings, sessions=sessions).run_once()
+
+    job = read(sessions, job_id)
+    assert job.status == "failed"
+    assert job.error is not None and "epoch" in job.error
+    with transaction(sessions) as session:
+        stored = repository.find_checkpoint(session, job_id=job_id, ref="latest")
+    assert stored is None or stored.epoch < job.epoch + 1
+
+
+def test_cancel_stops_a_running_job_at_an_epoch_boundary(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings, epochs=100_000, checkpoint_every=5)
+    worker = Worker(settings=settings, sessions=sessions)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    wait_for(lambda: read(sessions, job_id).epoch >= 5)
+
+    with transaction(sessions, immediate=True) as session:
+        owner_id = read(sessions, job_id).owner_id
+        assert jobs.cancel(session, job_id=job_id, owner_id=owner_id).cancel_requested
+    thread.join(timeout=60)
+
+    job = read(sessions, job_id)
+    assert job.status == "cancelled"
+    assert 5 <= job.epoch < 100_000
+    with transaction(sessions) as session:
+        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+    assert latest is not None and latest.epoch == job.epoch
+
+
+def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
+    sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    [job_id] = queue(sessions, settings, epochs=100_000, checkpoint_every=1000)
+    worker = start_service(settings, "worker", log_path=str(tmp_path / "worker.log"))
+    try:
+        wait_for(lambda: read(sessions, job_id).epoch >= 3)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+    finally:
+        worker.kill()
+
+    job = read(sessions, job_id)
+    assert (job.status, job.attempt, job.lease_owner) == ("queued", 1, None)
+    with transaction(sessions) as session:
+        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+    assert latest is not None and latest.epoch == job.epoch >= 3
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_active_jobs_per_key": 100}])
+def test_two_workers_racing_run_each_of_50_jobs_exactly_once(
+    sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+    workers = [start_service(settings, "worker", log_path=str(log)) for log in logs]
+    try:
+        # Both must be polling before the jobs appear, or one could drain the queue alone.
+        wait_for(lambda: all(log.exists() and "polling" in log.read_text() for log in logs))
+        job_ids = queue(sessions, settings, count=50, epochs=1)
+        wait_for(lambda: all(read(sessions, j).status == "succeeded" for j in job_ids), timeout=240)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            worker.wait(timeout=60)
+
+    claimed = [
+        [line.split("job ")[1].split(" ")[0] for line in log.read_text().splitlines() if " claimed " in line]
+        for log in logs
+    ]
+    assert sorted(claimed[0] + claimed[1]) == sorted(job_ids)
+    assert claimed[0] and claimed[1], "one worker ran every job: there was no race"
+    assert all(read(sessions, j).attempt == 1 for j in job_ids)
