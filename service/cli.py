@@ -16,12 +16,16 @@ log = logging.getLogger("service")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="migrate, then run the api and SERVICE_WORKERS workers until Ctrl-C")
+    commands.add_parser(
+        "up", help="migrate, then run the api and SERVICE_WORKERS workers until Ctrl-C"
+    )
     commands.add_parser("api", help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT")
     worker = commands.add_parser("worker", help="run one worker: claim and train queued jobs")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
-    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
+    keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
     create = keys.add_parser("create", help="create an API key and print it (shown only once)")
     create.add_argument("--name", required=True)
     return parser
@@ -29,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings()
     match args.command:
         case "up":
@@ -52,7 +58,11 @@ def migrate(settings: Settings) -> None:
     engine = make_engine(settings.database_url)
     migrations.upgrade(engine)
     engine.dispose()
-    log.info("database at %s migrated to %s", engine.url.render_as_string(hide_password=True), migrations.head_revision())
+    log.info(
+        "database at %s migrated to %s",
+        engine.url.render_as_string(hide_password=True),
+        migrations.head_revision(),
+    )
 
 
 def create_key(settings: Settings, *, name: str) -> int:
@@ -114,9 +124,12 @@ def up(settings: Settings) -> int:
     migrate(settings)
     ensure_first_key(settings)
     workers = [
-        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"]) for _ in range(settings.workers)
+        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+        for _ in range(settings.workers)
     ]
-    print(f"api on http://{settings.host}:{settings.port} (docs at /docs), {len(workers)} worker(s)")
+    print(
+        f"api on http://{settings.host}:{settings.port} (docs at /docs), {len(workers)} worker(s)"
+    )
     print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
     try:
         api(settings)

@@ -1,4 +1,4 @@
-"""Engines and sessions. SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL a pre-ping pool.
+"""Engines and sessions: SQLite with WAL, busy timeout and foreign keys; PostgreSQL pre-pinged.
 
 Callers own their transactions: `transaction(...)` commits on success and rolls back on error.
 On SQLite a transaction that will write should pass `immediate=True` (BEGIN IMMEDIATE): it takes

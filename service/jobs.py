@@ -90,7 +90,14 @@ def submit(
 
     data = _data_shape(session, spec=spec, owner_id=owner_id)
     planned = plan(spec, data=data)
-    _check_limits(session, planned.spec, parameters=planned.parameters, data=data, owner_id=owner_id, settings=settings)
+    _check_limits(
+        session,
+        planned.spec,
+        parameters=planned.parameters,
+        data=data,
+        owner_id=owner_id,
+        settings=settings,
+    )
 
     job = Job(
         id=new_id(),
@@ -113,7 +120,9 @@ def submit(
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the insert.
         assert idempotency_key is not None
-        existing = repository.find_job_by_idempotency_key(session, owner_id=owner_id, key=idempotency_key)
+        existing = repository.find_job_by_idempotency_key(
+            session, owner_id=owner_id, key=idempotency_key
+        )
         if existing is None:
             raise
         return _same_request(existing, fingerprint)
@@ -135,7 +144,9 @@ def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
         return describe_dataset(spec.dataset)
     row = repository.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
     if row is None:
-        raise InvalidSpec(f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets")
+        raise InvalidSpec(
+            f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets"
+        )
     uploaded = DataShape(
         samples=row.samples,
         input_shape=tuple(row.input_shape),
@@ -147,7 +158,13 @@ def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
 
 
 def _check_limits(
-    session: Session, spec: JobSpec, *, parameters: int, data: DataShape, owner_id: str, settings: Settings
+    session: Session,
+    spec: JobSpec,
+    *,
+    parameters: int,
+    data: DataShape,
+    owner_id: str,
+    settings: Settings,
 ) -> None:
     if parameters > settings.max_parameters:
         raise InvalidSpec(
@@ -158,7 +175,8 @@ def _check_limits(
     if sample_epochs > settings.max_sample_epochs:
         raise InvalidSpec(
             f"{data.samples:,} samples x {spec.epochs:,} epochs = {sample_epochs:,}; the limit is "
-            f"{settings.max_sample_epochs:,} (SERVICE_MAX_SAMPLE_EPOCHS): train fewer epochs or samples"
+            f"{settings.max_sample_epochs:,} (SERVICE_MAX_SAMPLE_EPOCHS): "
+            "train fewer epochs or on fewer samples"
         )
     active = repository.count_active_jobs(session, owner_id=owner_id)
     if active >= settings.max_active_jobs_per_key:
@@ -186,7 +204,9 @@ def cancel(session: Session, *, job_id: str, owner_id: str) -> Job:
     elif job.status == "running" and repository.request_cancel(session, job_id=job.id):
         log.info("job %s asked to stop at its next epoch", job.id)
     elif job.status in FINAL_STATUSES:
-        raise Conflict(f"job {job.id} already {job.status}; only queued or running jobs can be cancelled")
+        raise Conflict(
+            f"job {job.id} already {job.status}; only queued or running jobs can be cancelled"
+        )
     session.refresh(job)
     return job
 
@@ -222,7 +242,11 @@ def reap_expired(session: Session, *, moment: datetime, max_attempts: int) -> No
             )
         else:
             transition(
-                session, job_id=job.id, from_status="running", to_status="queued", attempt=job.attempt + 1
+                session,
+                job_id=job.id,
+                from_status="running",
+                to_status="queued",
+                attempt=job.attempt + 1,
             )
             log.warning("job %s lease expired; requeued as attempt %d", job.id, job.attempt + 1)
 
@@ -231,7 +255,12 @@ def finish(
     session: Session, *, job_id: str, lease_token: str, status: str, error: str | None = None
 ) -> bool:
     return transition(
-        session, job_id=job_id, from_status="running", to_status=status, lease_token=lease_token, error=error
+        session,
+        job_id=job_id,
+        from_status="running",
+        to_status=status,
+        lease_token=lease_token,
+        error=error,
     )
 
 

@@ -36,7 +36,9 @@ def authenticate(session: Session, *, authorization: str | None) -> ApiKey:
         raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
     row = repository.find_api_key(session, key_hash=hash_key(key.strip()))
     if row is None:
-        raise Unauthorized("the API key is not valid; create one with `service keys create --name NAME`")
+        raise Unauthorized(
+            "the API key is not valid; create one with `service keys create --name NAME`"
+        )
     return row
 
 

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+from alembic import command
 
 # The alembic/ folder at the top of the repository (installed editable, or copied in the image).
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"

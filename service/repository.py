@@ -123,10 +123,7 @@ def set_job_status(
     if lease_token is not None:
         conditions.append(Job.lease_owner == lease_token)
     statement = (
-        update(Job)
-        .where(*conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+        update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
     )
     return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
 
@@ -144,7 +141,9 @@ def request_cancel(session: Session, *, job_id: str) -> bool:
 def renew_lease(
     session: Session, *, job_id: str, lease_token: str, lease_expires_at: datetime, **values: object
 ) -> bool | None:
-    """Extend the lease (and set `values`) if still held: returns cancel_requested, or None if lost."""
+    """Extend the lease and set `values` if the lease is still held.
+
+    Returns the job's cancel_requested flag, or None when the lease was lost."""
     statement = (
         update(Job)
         .where(Job.id == job_id, Job.status == "running", Job.lease_owner == lease_token)
@@ -165,7 +164,9 @@ def add_epoch_metric(session: Session, *, metric: EpochMetric) -> None:
 
 def delete_metrics_after(session: Session, *, job_id: str, epoch: int) -> None:
     """Forget epochs a resumed job will train again, so each epoch is stored exactly once."""
-    session.execute(delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch))
+    session.execute(
+        delete(EpochMetric).where(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch)
+    )
 
 
 def list_metrics(session: Session, *, job_id: str, since: int = 0) -> Sequence[EpochMetric]:
@@ -190,7 +191,7 @@ def best_metric(session: Session, *, job_id: str, metric: str) -> EpochMetric | 
 
 
 def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: int) -> None:
-    """Store one epoch's checkpoint, move the best/final marks to it, and prune old periodic ones."""
+    """Store one epoch's checkpoint, move the best mark to it, prune old periodic ones."""
     job_id = checkpoint.job_id
     if checkpoint.is_best:
         session.execute(

@@ -1,4 +1,4 @@
-"""Response bodies of the HTTP API. Request bodies are the JobSpec (specs.py) and small models here."""
+"""Bodies of the HTTP API's responses; the main request body, the JobSpec, is in specs.py."""
 
 from datetime import datetime
 from typing import Any, Literal
@@ -49,7 +49,9 @@ class JobOut(BaseModel):
 
 class JobListOut(BaseModel):
     jobs: list[JobOut]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at the end.")
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
 
 
 class MetricsOut(BaseModel):

@@ -1,4 +1,4 @@
-"""The one Settings object: read from SERVICE_* environment variables at an entry point, passed down."""
+"""The one Settings object, read from SERVICE_* variables at an entry point and passed down."""
 
 from pathlib import Path
 from typing import Literal

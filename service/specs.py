@@ -62,8 +62,12 @@ class InlineData(Strict):
     """Samples and targets written into the spec itself, for small experiments."""
 
     kind: Literal["inline"]
-    inputs: list[Any] = Field(min_length=1, description="One entry per sample, each a number or nested list.")
-    targets: list[Any] = Field(min_length=1, description="One entry per sample: class index or value(s).")
+    inputs: list[Any] = Field(
+        min_length=1, description="One entry per sample, each a number or nested list."
+    )
+    targets: list[Any] = Field(
+        min_length=1, description="One entry per sample: class index or value(s)."
+    )
 
     @model_validator(mode="after")
     def _same_length(self) -> "InlineData":
@@ -316,7 +320,10 @@ class RMSprop(Strict):
 class Adam(Strict):
     name: Literal["adam"]
     lr: float = Field(default=1e-3, gt=0)
-    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.999,
+    )
     eps: float = Field(default=1e-8, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     amsgrad: bool = False
@@ -403,9 +410,19 @@ class JobSpec(Strict):
                 "set validation_fraction, e.g. 0.2, or use best_metric 'loss'"
             )
         if self.task == "regression" and self.loss in CLASSIFICATION_LOSSES:
-            raise ValueError(f"loss {self.loss!r} is for classification; use mse, l1, huber or half_sum_squared")
-        if self.task == "classification" and self.loss is not None and self.loss not in CLASSIFICATION_LOSSES:
-            raise ValueError(f"loss {self.loss!r} is for regression; use cross_entropy or bce_with_logits")
+            raise ValueError(
+                f"loss {self.loss!r} is for classification; use mse, l1, huber or half_sum_squared"
+            )
+        if (
+            self.task == "classification"
+            and self.loss is not None
+            and self.loss not in CLASSIFICATION_LOSSES
+        ):
+            raise ValueError(
+                f"loss {self.loss!r} is for regression; use cross_entropy or bce_with_logits"
+            )
         if self.task == "regression" and self.best_metric in ("accuracy", "val_accuracy"):
-            raise ValueError("accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'")
+            raise ValueError(
+                "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
+            )
         return self

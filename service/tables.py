@@ -96,9 +96,7 @@ class Job(Base):
 class EpochMetric(Base):
     __tablename__ = "epoch_metrics"
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     loss: Mapped[float] = mapped_column(Float)
     accuracy: Mapped[float | None] = mapped_column(Float)
@@ -113,9 +111,7 @@ class Checkpoint(Base):
 
     __tablename__ = "checkpoints"
 
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
     is_periodic: Mapped[bool] = mapped_column(Boolean, default=False)
     is_best: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -134,9 +130,7 @@ class Dataset(Base):
     __tablename__ = "datasets"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    owner_id: Mapped[str] = mapped_column(
-        ForeignKey("api_keys.id", ondelete="CASCADE"), index=True
-    )
+    owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
     filename: Mapped[str] = mapped_column(String(200))
     format: Mapped[str] = mapped_column(String(8))
     samples: Mapped[int] = mapped_column(Integer)

@@ -21,7 +21,9 @@ NO_POSTGRES = "SERVICE_TEST_POSTGRES_URL is not set: the PostgreSQL half of this
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param(
-        "postgresql", id="postgresql", marks=pytest.mark.skipif(POSTGRES_URL is None, reason=NO_POSTGRES)
+        "postgresql",
+        id="postgresql",
+        marks=pytest.mark.skipif(POSTGRES_URL is None, reason=NO_POSTGRES),
     ),
 ]
 
@@ -57,7 +59,9 @@ def settings_overrides() -> dict[str, object]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, object]) -> Settings:
-    return make_settings(database_url=database_url, data_dir=tmp_path / "data", **settings_overrides)
+    return make_settings(
+        database_url=database_url, data_dir=tmp_path / "data", **settings_overrides
+    )
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -106,5 +110,7 @@ def server(settings: Settings, engine: Engine) -> Iterator[str]:
 @pytest.fixture
 def client(server: str, api_key: str) -> Iterator["httpx.Client"]:
     """An HTTP client that sends the test key."""
-    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {api_key}"}, timeout=30) as http:
+    with httpx.Client(
+        base_url=server, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+    ) as http:
         yield http

@@ -9,10 +9,25 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
         "name": "tiny",
         "dataset": {
             "kind": "inline",
-            "inputs": [[0.0, 0.1], [0.2, 0.1], [0.9, 1.0], [1.0, 0.8], [0.1, 0.3], [0.8, 0.9], [0.3, 0.0], [0.7, 1.1]],
+            "inputs": [
+                [0.0, 0.1],
+                [0.2, 0.1],
+                [0.9, 1.0],
+                [1.0, 0.8],
+                [0.1, 0.3],
+                [0.8, 0.9],
+                [0.3, 0.0],
+                [0.7, 1.1],
+            ],
             "targets": [0, 0, 1, 1, 0, 1, 0, 1],
         },
-        "model": {"layers": [{"type": "Linear", "out_features": 4}, {"type": "ReLU"}, {"type": "Linear", "out_features": 2}]},
+        "model": {
+            "layers": [
+                {"type": "Linear", "out_features": 4},
+                {"type": "ReLU"},
+                {"type": "Linear", "out_features": 2},
+            ]
+        },
         "optimizer": {"name": "adam", "lr": 0.01},
         "epochs": 3,
         "seed": 7,
@@ -27,7 +42,11 @@ def spiral_spec(**overrides: Any) -> dict[str, Any]:
         "name": "spiral-relu-adam",
         "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 1000, "noise": 0.2},
         "model": {
-            "layers": [{"type": "Linear", "out_features": 100}, {"type": "ReLU"}, {"type": "Linear", "out_features": 3}]
+            "layers": [
+                {"type": "Linear", "out_features": 100},
+                {"type": "ReLU"},
+                {"type": "Linear", "out_features": 3},
+            ]
         },
         "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 1e-5},
         "epochs": 20,

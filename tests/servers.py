@@ -59,7 +59,9 @@ def service_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def start_service(settings: Settings, *args: str, log_path: str | None = None) -> subprocess.Popen[bytes]:
+def start_service(
+    settings: Settings, *args: str, log_path: str | None = None
+) -> subprocess.Popen[bytes]:
     """`python -m service.cli ARGS` with these settings; output to log_path if given."""
     output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(

@@ -26,7 +26,9 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         engine.dispose()
 
-    app = FastAPI(title="PyTorch training service", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="PyTorch training service", version="1", description=DESCRIPTION, lifespan=lifespan
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)

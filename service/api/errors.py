@@ -24,7 +24,9 @@ HTTP_ERROR_NAMES = {
 }
 
 
-def error_response(status_code: int, error: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status_code: int, error: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = ErrorOut(error=error, detail=detail).model_dump()
     return JSONResponse(body, status_code=status_code, headers=headers)
 
@@ -42,12 +44,16 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, error: ServiceError) -> JSONResponse:
-        headers = {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyJobs) else None
+        headers = (
+            {"Retry-After": str(error.retry_after)} if isinstance(error, TooManyJobs) else None
+        )
         return error_response(error.status_code, type(error).__name__, error.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(422, "InvalidRequest", describe_validation_errors(list(error.errors())))
+        return error_response(
+            422, "InvalidRequest", describe_validation_errors(list(error.errors()))
+        )
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:

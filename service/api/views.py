@@ -21,7 +21,7 @@ def job_out(session: Session, job: Job) -> JobOut:
     return JobOut(
         id=job.id,
         name=job.name,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
@@ -47,7 +47,9 @@ def metrics_csv(metrics: Sequence[EpochMetric]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(METRIC_FIELDS)
     for metric in metrics:
-        writer.writerow(["" if (value := getattr(metric, f)) is None else value for f in METRIC_FIELDS])
+        writer.writerow(
+            ["" if (value := getattr(metric, f)) is None else value for f in METRIC_FIELDS]
+        )
     return buffer.getvalue()
 
 
@@ -61,7 +63,7 @@ def checkpoints_out(checkpoints: Sequence[Checkpoint]) -> list[CheckpointOut]:
                 entries.append(
                     CheckpointOut(
                         epoch=row.epoch,
-                        kind=kind,  # type: ignore[arg-type]
+                        kind=kind,
                         metric=row.metric,
                         sha256=row.sha256,
                         bytes=row.size_bytes,
@@ -75,10 +77,10 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
     return DatasetOut(
         id=dataset.id,
         filename=dataset.filename,
-        format=dataset.format,  # type: ignore[arg-type]
+        format=dataset.format,
         samples=dataset.samples,
         input_shape=dataset.input_shape,
-        task=dataset.task,  # type: ignore[arg-type]
+        task=dataset.task,
         num_classes=dataset.num_classes,
         target_shape=dataset.target_shape,
         sha256=dataset.sha256,

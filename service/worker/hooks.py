@@ -47,7 +47,11 @@ class DatabaseHooks:
         """Extend the lease and set `values` on the job, or raise LeaseLost."""
         deadline = jobs.now() + timedelta(seconds=self.settings.lease_seconds)
         cancel = repository.renew_lease(
-            session, job_id=self.job_id, lease_token=self.lease_token, lease_expires_at=deadline, **values
+            session,
+            job_id=self.job_id,
+            lease_token=self.lease_token,
+            lease_expires_at=deadline,
+            **values,
         )
         if cancel is None:
             self.lease_lost = True

@@ -43,7 +43,9 @@ class Worker:
         """Claim and run one job; False if the queue was empty."""
         lease_token = f"{self.name}:{secrets.token_hex(4)}"
         with transaction(self.sessions, immediate=True) as session:
-            job = jobs.claim(session, lease_token=lease_token, device=str(self.device), settings=self.settings)
+            job = jobs.claim(
+                session, lease_token=lease_token, device=str(self.device), settings=self.settings
+            )
         if job is None:
             return False
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
@@ -72,7 +74,9 @@ class Worker:
             return
         except Exception as error:
             log.exception("job %s failed", job_id)
-            self._end(job_id, lease_token, status="failed", error=f"{type(error).__name__}: {error}")
+            self._end(
+                job_id, lease_token, status="failed", error=f"{type(error).__name__}: {error}"
+            )
             return
         finally:
             beat.stop()
@@ -99,7 +103,9 @@ class Worker:
 
     def _end(self, job_id: str, lease_token: str, *, status: str, error: str | None = None) -> None:
         with transaction(self.sessions, immediate=True) as session:
-            if jobs.finish(session, job_id=job_id, lease_token=lease_token, status=status, error=error):
+            if jobs.finish(
+                session, job_id=job_id, lease_token=lease_token, status=status, error=error
+            ):
                 log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
             else:
                 log.warning("job %s: lease lost before it could be marked %s", job_id, status)
@@ -112,7 +118,9 @@ class _Heartbeat:
         self.hooks = hooks
         self.interval = interval
         self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{hooks.job_id}", daemon=True)
+        self.thread = threading.Thread(
+            target=self._beat, name=f"heartbeat-{hooks.job_id}", daemon=True
+        )
 
     def start(self) -> None:
         self.thread.start()

@@ -17,13 +17,17 @@ def test_no_key_is_401(server: str) -> None:
 
 
 def test_wrong_key_is_401(server: str) -> None:
-    response = httpx.post(f"{server}/v1/jobs", json=tiny_spec(), headers={"Authorization": "Bearer sk_wrong"})
+    response = httpx.post(
+        f"{server}/v1/jobs", json=tiny_spec(), headers={"Authorization": "Bearer sk_wrong"}
+    )
     assert response.status_code == 401
     assert response.json()["error"] == "Unauthorized"
     assert "not valid" in response.json()["detail"]
 
 
-def test_another_keys_job_is_404(client: httpx.Client, server: str, sessions: sessionmaker[Session]) -> None:
+def test_another_keys_job_is_404(
+    client: httpx.Client, server: str, sessions: sessionmaker[Session]
+) -> None:
     job = client.post("/v1/jobs", json=tiny_spec()).json()
     other = {"Authorization": f"Bearer {create_api_key(sessions, name='other')}"}
 

@@ -34,7 +34,9 @@ def test_up_trains_the_spiral_job_over_http_and_stops_on_ctrl_c(tmp_path: Path) 
         job_id = submitted.json()["id"]
 
         deadline = time.monotonic() + 120
-        while (job := httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json())["status"] != "succeeded":
+        while (job := httpx.get(f"{url}/v1/jobs/{job_id}", headers=headers).json())[
+            "status"
+        ] != "succeeded":
             assert job["status"] in ("queued", "running"), job
             assert time.monotonic() < deadline
             time.sleep(0.2)
@@ -54,7 +56,9 @@ def test_up_trains_the_spiral_job_over_http_and_stops_on_ctrl_c(tmp_path: Path) 
 def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
     settings = make_settings(data_dir=tmp_path / "data", database_url="")
     env = service_env(settings)
-    subprocess.run([sys.executable, "-m", "service.cli", "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "service.cli", "migrate"], env=env, check=True, capture_output=True
+    )
     created = subprocess.run(
         [sys.executable, "-m", "service.cli", "keys", "create", "--name", "alice"],
         env=env,
@@ -63,4 +67,5 @@ def test_keys_create_prints_the_key_last(tmp_path: Path) -> None:
         text=True,
     )
     key = created.stdout.strip().splitlines()[-1]
-    assert key.startswith("sk_") and len(key) > 40
+    assert key.startswith("sk_")
+    assert len(key) > 40

@@ -57,7 +57,8 @@ def test_cancel_of_a_queued_job_is_immediate_and_final(client: httpx.Client) -> 
     assert again.status_code == 409
     assert again.json() == {
         "error": "Conflict",
-        "detail": f"job {job['id']} already cancelled; only queued or running jobs can be cancelled",
+        "detail": f"job {job['id']} already cancelled; "
+        "only queued or running jobs can be cancelled",
     }
 
 
@@ -75,11 +76,15 @@ def test_unknown_layer_is_422_listing_the_allowed_layers(client: httpx.Client) -
     body = response.json()
     assert body["error"] == "InvalidRequest"
     assert "Transformer" in body["detail"]
-    assert "'Linear'" in body["detail"] and "'Conv2d'" in body["detail"]
+    assert "'Linear'" in body["detail"]
+    assert "'Conv2d'" in body["detail"]
 
 
 def test_shape_mismatch_is_422_naming_the_layer(client: httpx.Client) -> None:
-    layers = [{"type": "Linear", "in_features": 3, "out_features": 4}, {"type": "Linear", "out_features": 2}]
+    layers = [
+        {"type": "Linear", "in_features": 3, "out_features": 4},
+        {"type": "Linear", "out_features": 2},
+    ]
     response = client.post("/v1/jobs", json=tiny_spec(model={"layers": layers}))
 
     assert response.status_code == 422
@@ -88,7 +93,9 @@ def test_shape_mismatch_is_422_naming_the_layer(client: httpx.Client) -> None:
 
 
 def test_malformed_json_is_422_not_500(client: httpx.Client) -> None:
-    response = client.post("/v1/jobs", content=b'{"epochs": 3,', headers={"Content-Type": "application/json"})
+    response = client.post(
+        "/v1/jobs", content=b'{"epochs": 3,', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["error"] == "InvalidRequest"
 
@@ -107,7 +114,9 @@ def test_metrics_of_a_queued_job_are_empty(client: httpx.Client) -> None:
     assert response.json() == {"job_id": job["id"], "epochs": []}
 
 
-def test_body_over_the_limit_is_413_before_parsing(client: httpx.Client, settings: Settings) -> None:
+def test_body_over_the_limit_is_413_before_parsing(
+    client: httpx.Client, settings: Settings
+) -> None:
     body = b"x" * (settings.max_body_bytes + 1)
     response = client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 413

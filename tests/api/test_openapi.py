@@ -20,7 +20,15 @@ def test_every_v1_route_documents_401_413_and_its_own_statuses(server: str) -> N
                 assert content["schema"] == ERROR_SCHEMA, f"{method} {path} {status}"
 
     assert set(operations["POST", "/v1/jobs"]["responses"]) == {"202", "401", "413", "422", "429"}
-    assert set(operations["GET", "/v1/jobs/{job_id}"]["responses"]) == {"200", "401", "404", "413", "422"}
+    assert set(operations["GET", "/v1/jobs/{job_id}"]["responses"]) == {
+        "200",
+        "401",
+        "404",
+        "413",
+        "422",
+    }
     assert set(operations["POST", "/v1/jobs/{job_id}/cancel"]["responses"]) >= {"200", "404", "409"}
-    assert "text/csv" in operations["GET", "/v1/jobs/{job_id}/metrics"]["responses"]["200"]["content"]
+    assert (
+        "text/csv" in operations["GET", "/v1/jobs/{job_id}/metrics"]["responses"]["200"]["content"]
+    )
     assert set(operations["GET", "/readyz"]["responses"]) == {"200", "503"}

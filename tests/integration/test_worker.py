@@ -19,12 +19,17 @@ from tests.factories import tiny_spec
 from tests.servers import start_service
 
 
-def queue(sessions: sessionmaker[Session], settings: Settings, count: int = 1, **overrides: object) -> list[str]:
+def queue(
+    sessions: sessionmaker[Session], settings: Settings, count: int = 1, **overrides: object
+) -> list[str]:
     """Submit `count` copies of the tiny spec (with overrides) in one transaction."""
     with transaction(sessions, immediate=True) as session:
         owner, _ = create_key(session, name="worker-tests")
         spec = JobSpec.model_validate(tiny_spec(**overrides))
-        return [jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings).id for _ in range(count)]
+        return [
+            jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings).id
+            for _ in range(count)
+        ]
 
 
 def read(sessions: sessionmaker[Session], job_id: str) -> Job:
@@ -41,27 +46,38 @@ def wait_for(predicate, *, timeout: float = 60.0) -> None:  # type: ignore[no-un
         time.sleep(0.05)
 
 
-def test_worker_trains_a_job_to_success(sessions: sessionmaker[Session], settings: Settings) -> None:
+def test_worker_trains_a_job_to_success(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
     [job_id] = queue(sessions, settings)
 
     assert Worker(settings=settings, sessions=sessions).run_once() is True
 
     job = read(sessions, job_id)
-    assert (job.status, job.epoch, job.attempt, job.device, job.error) == ("succeeded", 3, 1, "cpu", None)
+    assert (job.status, job.epoch, job.attempt, job.device, job.error) == (
+        "succeeded",
+        3,
+        1,
+        "cpu",
+        None,
+    )
     assert job.lease_owner is None
     with transaction(sessions) as session:
         metrics = repository.list_metrics(session, job_id=job_id)
         checkpoints = repository.list_checkpoints(session, job_id=job_id)
     assert [m.epoch for m in metrics] == [1, 2, 3]
     assert all(m.accuracy is not None and 0 <= m.accuracy <= 1 for m in metrics)
-    assert checkpoints[-1].epoch == 3 and checkpoints[-1].is_final
+    assert checkpoints[-1].epoch == 3
+    assert checkpoints[-1].is_final
 
 
 def test_empty_queue_runs_nothing(sessions: sessionmaker[Session], settings: Settings) -> None:
     assert Worker(settings=settings, sessions=sessions).run_once() is False
 
 
-def test_diverging_job_fails_naming_the_epoch(sessions: sessionmaker[Session], settings: Settings) -> None:
+def test_diverging_job_fails_naming_the_epoch(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
     [job_id] = queue(
         sessions,
         settings,
@@ -75,7 +91,8 @@ def test_diverging_job_fails_naming_the_epoch(sessions: sessionmaker[Session], s
 
     job = read(sessions, job_id)
     assert job.status == "failed"
-    assert job.error is not None and "epoch" in job.error
+    assert job.error is not None
+    assert "epoch" in job.error
     with transaction(sessions) as session:
         stored = repository.find_checkpoint(session, job_id=job_id, ref="latest")
     assert stored is None or stored.epoch < job.epoch + 1
@@ -100,7 +117,8 @@ def test_cancel_stops_a_running_job_at_an_epoch_boundary(
     assert 5 <= job.epoch < 100_000
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
-    assert latest is not None and latest.epoch == job.epoch
+    assert latest is not None
+    assert latest.epoch == job.epoch
 
 
 def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
@@ -119,7 +137,8 @@ def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
     assert (job.status, job.attempt, job.lease_owner) == ("queued", 1, None)
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
-    assert latest is not None and latest.epoch == job.epoch >= 3
+    assert latest is not None
+    assert latest.epoch == job.epoch >= 3
 
 
 @pytest.mark.parametrize("settings_overrides", [{"max_active_jobs_per_key": 100}])
@@ -140,9 +159,14 @@ def test_two_workers_racing_run_each_of_50_jobs_exactly_once(
             worker.wait(timeout=60)
 
     claimed = [
-        [line.split("job ")[1].split(" ")[0] for line in log.read_text().splitlines() if " claimed " in line]
+        [
+            line.split("job ")[1].split(" ")[0]
+            for line in log.read_text().splitlines()
+            if " claimed " in line
+        ]
         for log in logs
     ]
     assert sorted(claimed[0] + claimed[1]) == sorted(job_ids)
-    assert claimed[0] and claimed[1], "one worker ran every job: there was no race"
+    assert claimed[0], "worker 0 ran no job: there was no race"
+    assert claimed[1], "worker 1 ran no job: there was no race"
     assert all(read(sessions, j).attempt == 1 for j in job_ids)

@@ -3,6 +3,7 @@
 import argparse
 import shlex
 from pathlib import Path
+
 import yaml
 
 from service.cli import build_parser
@@ -20,7 +21,8 @@ def cli_subcommands() -> set[str]:
 def service_commands(command: list[str]) -> list[list[str]]:
     """The `service ...` invocations in a compose command, including inside `sh -c`."""
     words = shlex.split(command[2]) if command[:2] == ["sh", "-c"] else command
-    invocations, current = [], None
+    invocations: list[list[str]] = []
+    current: list[str] | None = None
     for word in words:
         if word == "service":
             current = []
@@ -43,14 +45,18 @@ def test_compose_services_run_real_subcommands_with_real_settings() -> None:
         invocations = service_commands(svc["command"])
         assert invocations, f"{name} runs no `service` command"
         for invocation in invocations:
-            assert invocation[0] in subcommands, f"{name}: `service {invocation[0]}` is not a subcommand"
+            assert invocation[0] in subcommands, (
+                f"{name}: `service {invocation[0]}` is not a subcommand"
+            )
         unknown = {key for key in svc["environment"] if key.startswith("SERVICE_")} - settings
         assert not unknown, f"{name} sets unknown settings {unknown}"
 
     assert apps["api"]["profiles"] == ["sqlite"]
     assert apps["api-pg"]["profiles"] == ["postgres"]
     assert compose["services"]["postgres"]["profiles"] == ["postgres"]
-    assert apps["worker-pg"]["environment"]["SERVICE_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert apps["worker-pg"]["environment"]["SERVICE_DATABASE_URL"].startswith(
+        "postgresql+psycopg://"
+    )
     assert "SERVICE_DATABASE_URL" not in apps["worker"]["environment"]
     for worker in ("worker", "worker-pg"):
         devices = apps[worker]["deploy"]["resources"]["reservations"]["devices"]

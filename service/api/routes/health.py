@@ -23,8 +23,12 @@ def readyz(request: Request) -> HealthOut | JSONResponse:
     try:
         current = migrations.current_revision(request.app.state.engine)
     except SQLAlchemyError as error:
-        return error_response(503, "NotReady", f"the database is unreachable: {type(error).__name__}")
+        return error_response(
+            503, "NotReady", f"the database is unreachable: {type(error).__name__}"
+        )
     head = request.app.state.schema_head
     if current != head:
-        return error_response(503, "NotReady", f"schema is at {current}, expected {head}: run `service migrate`")
+        return error_response(
+            503, "NotReady", f"schema is at {current}, expected {head}: run `service migrate`"
+        )
     return HealthOut(status="ok", detail={"schema": current})

@@ -23,7 +23,9 @@ def submit_job(
     settings: SettingsDep,
     idempotency_key: Annotated[
         str | None,
-        Header(max_length=200, description="Send the same key and body again to get the same job back."),
+        Header(
+            max_length=200, description="Send the same key and body again to get the same job back."
+        ),
     ] = None,
 ) -> JobOut:
     """Validate the spec, dry-run its shapes on the meta device, and queue it."""
@@ -39,10 +41,14 @@ def list_jobs(
     session: ReadSession,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=64, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
-    rows = repository.list_jobs(session, owner_id=caller.id, status=status, limit=limit, before_id=cursor)
+    rows = repository.list_jobs(
+        session, owner_id=caller.id, status=status, limit=limit, before_id=cursor
+    )
     next_cursor = rows[-1].id if len(rows) == limit else None
     return JobListOut(jobs=[job_out(session, row) for row in rows], next_cursor=next_cursor)
 
@@ -63,7 +69,10 @@ def cancel_job(job_id: str, caller: Caller, session: WriteSession) -> JobOut:
     response_model=MetricsOut,
     responses={
         **responses(404, 422),
-        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON, or CSV on Accept: text/csv"},
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV on Accept: text/csv",
+        },
     },
 )
 def get_metrics(
