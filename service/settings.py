@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     max_sample_epochs: int = Field(default=10_000_000_000, ge=1)
     max_predict_rows: int = Field(default=10_000, ge=1)
     max_active_jobs_per_key: int = Field(default=100, ge=1)
+    # Wall-clock seconds from a job's first start; past it the job stops and fails.
+    max_job_seconds: float = Field(default=24 * 3600, gt=0)
     # Periodic checkpoints kept per job besides best and final.
     keep_periodic_checkpoints: int = Field(default=3, ge=1)
 

@@ -8,7 +8,7 @@ LeaseLost stops training.
 import hashlib
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +33,7 @@ class DatabaseHooks:
         settings: Settings,
         job_id: str,
         lease_token: str,
+        started_at: datetime,
         shutdown: threading.Event,
     ) -> None:
         self.sessions = sessions
@@ -40,8 +41,10 @@ class DatabaseHooks:
         self.job_id = job_id
         self.lease_token = lease_token
         self.shutdown = shutdown
+        self.deadline = started_at + timedelta(seconds=settings.max_job_seconds)
         self.cancel_requested = False
         self.lease_lost = False
+        self.out_of_time = False
 
     def renew(self, session: Session, **values: object) -> None:
         """Extend the lease and set `values` on the job, or raise LeaseLost."""
@@ -110,4 +113,5 @@ class DatabaseHooks:
             )
 
     def should_stop(self) -> bool:
-        return self.cancel_requested or self.lease_lost or self.shutdown.is_set()
+        self.out_of_time = jobs.now() > self.deadline
+        return self.cancel_requested or self.lease_lost or self.out_of_time or self.shutdown.is_set()

@@ -49,17 +49,20 @@ class Worker:
         if job is None:
             return False
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
-        self._run(job_id=job.id, spec=JobSpec.model_validate(job.spec), lease_token=lease_token)
-        return True
-
-    def _run(self, *, job_id: str, spec: JobSpec, lease_token: str) -> None:
+        assert job.started_at is not None
         hooks = DatabaseHooks(
             sessions=self.sessions,
             settings=self.settings,
-            job_id=job_id,
+            job_id=job.id,
             lease_token=lease_token,
+            started_at=job.started_at,
             shutdown=self.shutdown,
         )
+        self._run(job_id=job.id, spec=JobSpec.model_validate(job.spec), hooks=hooks)
+        return True
+
+    def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:
+        lease_token = hooks.lease_token
         beat = _Heartbeat(hooks, interval=self.settings.lease_seconds / 3)
         beat.start()
         try:
@@ -83,6 +86,10 @@ class Worker:
 
         if outcome.status == "completed":
             self._end(job_id, lease_token, status="succeeded")
+        elif hooks.out_of_time:
+            limit = self.settings.max_job_seconds
+            error = f"stopped at epoch {outcome.epoch}: the job ran past {limit:g} s (SERVICE_MAX_JOB_SECONDS)"
+            self._end(job_id, lease_token, status="failed", error=error)
         elif hooks.cancel_requested:
             self._end(job_id, lease_token, status="cancelled")
         elif not hooks.lease_lost:

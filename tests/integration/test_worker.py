@@ -170,3 +170,20 @@ def test_two_workers_racing_run_each_of_50_jobs_exactly_once(
     assert claimed[0], "worker 0 ran no job: there was no race"
     assert claimed[1], "worker 1 ran no job: there was no race"
     assert all(read(sessions, j).attempt == 1 for j in job_ids)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_job_seconds": 1.0}])
+def test_a_job_past_its_wall_clock_limit_fails_keeping_its_checkpoint(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings, epochs=10_000_000, checkpoint_every=1_000_000)
+
+    Worker(settings=settings, sessions=sessions).run_once()
+
+    job = read(sessions, job_id)
+    assert job.status == "failed"
+    assert job.error == f"stopped at epoch {job.epoch}: the job ran past 1 s (SERVICE_MAX_JOB_SECONDS)"
+    with transaction(sessions) as session:
+        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+    assert latest is not None
+    assert latest.epoch == job.epoch
