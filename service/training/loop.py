@@ -1,0 +1,243 @@
+"""The training run: a normalised spec in, metrics and checkpoints out through the hooks.
+
+`train` reads top to bottom like the tutorials' scripts, in their order: seed, make the data,
+build the network, loop over epochs. Each checkpoint carries everything a resume needs, so a
+resumed run gives bit-identical losses and weights on the CPU.
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from service.errors import TrainingFailed
+from service.specs import JobSpec
+from service.training import randomness, validation
+from service.training.batches import Batches
+from service.training.checkpoints import (
+    TrainingState,
+    decode_state,
+    encode_state,
+    encode_weights,
+    load_weights,
+)
+from service.training.datasets import make_dataset
+from service.training.hooks import Checkpoint, CheckpointKind, EpochMetrics, Resume, TrainingHooks
+from service.training.losses import LOSSES
+from service.training.metrics import EpochTotals
+from service.training.networks import build_network
+from service.training.optimizers import build_optimizer, build_schedule, clip_gradients, current_lr
+from service.training.standardize import Standardization
+
+logger = logging.getLogger(__name__)
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    status: Literal["completed", "stopped"]
+    epoch: int  # the last finished epoch
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """The job's data on the device: training split, validation split, their statistics."""
+
+    train: Tensors
+    validation: Tensors | None
+    standardization: Standardization | None
+
+
+def prepare_targets(targets: torch.Tensor, *, spec: JobSpec) -> torch.Tensor:
+    """Targets as the loss takes them: int64 labels (N,) for cross_entropy; float32 (N, 1) for
+    bce_with_logits; float32 (N, k) for regression, where class labels are read as values."""
+    if spec.loss == "cross_entropy":
+        return targets.long()
+    if spec.loss == "bce_with_logits" or targets.dim() == 1:
+        return targets.float().unsqueeze(1)
+    return targets.float()
+
+
+def prepare_data(spec: JobSpec, *, device: torch.device, uploaded: Tensors | None) -> PreparedData:
+    """Generate, split and standardise the data on the CPU, then move it to the device once."""
+    seed = spec.seed or 0
+    inputs, targets = make_dataset(spec.dataset, uploaded=uploaded)
+    train, held_out = validation.split(
+        inputs=inputs,
+        targets=prepare_targets(targets, spec=spec),
+        fraction=spec.validation_fraction,
+        # Its own stream: a validation split leaves the initial weights as they were.
+        generator=randomness.generator(seed, stream="validation"),
+    )
+    standardization = None
+    if spec.standardize:
+        regression = spec.task == "regression"
+        standardization = Standardization.fit(
+            inputs=train[0], targets=train[1] if regression else None
+        )
+        train = standardization.apply(train)
+        held_out = standardization.apply(held_out) if held_out is not None else None
+    return PreparedData(
+        train=(train[0].to(device), train[1].to(device)),
+        validation=None if held_out is None else (held_out[0].to(device), held_out[1].to(device)),
+        standardization=standardization,
+    )
+
+
+def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: bool) -> set[CheckpointKind]:
+    if epoch == spec.epochs:
+        return {"final"}
+    if stop or epoch % (spec.checkpoint_every or 1) == 0:
+        return {"periodic"}
+    return set()
+
+
+def _improves(value: float | None, *, best: float | None, metric: str) -> bool:
+    """Lower is better for losses, higher for accuracies; a tie keeps the earlier checkpoint."""
+    if value is None:
+        return False
+    if best is None:
+        return True
+    return value > best if metric.endswith("accuracy") else value < best
+
+
+def _all_finite(network: torch.nn.Module) -> bool:
+    tensors = [t for t in network.state_dict().values() if t.is_floating_point()]
+    return not tensors or bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+
+
+def train(
+    spec: JobSpec,
+    *,
+    device: torch.device,
+    hooks: TrainingHooks,
+    resume: Resume | None = None,
+    uploaded: Tensors | None = None,
+) -> TrainingOutcome:
+    """Train the network a normalised spec (see plan.plan) describes, reporting through hooks.
+
+    Raises TrainingFailed when the loss or the weights stop being finite, or the network fails.
+    """
+    if spec.seed is None or spec.loss is None or spec.best_metric is None:
+        raise ValueError("train() needs a normalised spec; pass it through plan() first")
+    seed, loss_name, best_metric = spec.seed, spec.loss, spec.best_metric
+    classification = spec.task == "classification"
+
+    # The tutorials' order: the network draws its initial weights after the data is drawn.
+    randomness.seed_everything(seed)
+    data = prepare_data(spec, device=device, uploaded=uploaded)
+    network = build_network(spec.model.layers, device=device)
+    parameters = list(network.parameters())
+    optimizer = build_optimizer(spec.optimizer, parameters=parameters)
+    schedule = build_schedule(spec.schedule, optimizer=optimizer, epochs=spec.epochs)
+    loss_function = LOSSES[loss_name]
+    batches = Batches(
+        inputs=data.train[0],
+        targets=data.train[1],
+        batch_size=spec.batch_size,
+        shuffle=spec.shuffle,
+        drop_last=spec.drop_last,
+        generator=randomness.generator(seed, stream="shuffle"),
+    )
+
+    best: float | None = None
+    first_epoch = 1
+    if resume is not None:
+        state = decode_state(resume.state)
+        load_weights(network, resume.weights)
+        optimizer.load_state_dict(state.optimizer)
+        if schedule is not None and state.schedule is not None:
+            schedule.load_state_dict(state.schedule)
+        randomness.restore_global_states(state.rng, device=device)
+        batches.generator.set_state(state.rng["shuffle"])
+        best, first_epoch = state.best, resume.epoch + 1
+    logger.info(
+        "training %r on %s: epochs %d to %d, %d parameters",
+        spec.name,
+        device,
+        first_epoch,
+        spec.epochs,
+        sum(p.numel() for p in parameters),
+    )
+
+    network.train()
+    for epoch in range(first_epoch, spec.epochs + 1):
+        started = time.perf_counter()
+        lr = current_lr(optimizer)
+        totals = EpochTotals(device=device, loss=loss_name, classification=classification)
+        try:
+            for x, y in batches:
+                output = network(x)
+                loss = loss_function(output, y)
+                totals.add(loss=loss, output=output, target=y)
+                optimizer.zero_grad()
+                loss.backward()
+                clip_gradients(parameters, max_norm=spec.max_grad_norm)
+                optimizer.step()
+            epoch_loss, accuracy = totals.read()
+            val_loss, val_accuracy = (None, None)
+            if data.validation is not None:
+                val_loss, val_accuracy = validation.evaluate(
+                    network,
+                    data=data.validation,
+                    loss_function=loss_function,
+                    loss=loss_name,
+                    classification=classification,
+                    batch_size=spec.batch_size,
+                )
+        except RuntimeError as exc:
+            raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
+        if not math.isfinite(epoch_loss):
+            raise TrainingFailed(
+                f"loss became {epoch_loss} at epoch {epoch}; lower the learning rate "
+                f"(now {lr:g}), set max_grad_norm, or set standardize true"
+            )
+        if schedule is not None:
+            schedule.step()
+        metrics = EpochMetrics(
+            epoch=epoch,
+            loss=epoch_loss,
+            accuracy=accuracy,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            lr=lr,
+            seconds=time.perf_counter() - started,
+        )
+        hooks.on_epoch(metrics)
+
+        stop = epoch < spec.epochs and hooks.should_stop()
+        kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
+        if kinds:
+            if not _all_finite(network):
+                raise TrainingFailed(
+                    f"the weights became non-finite at epoch {epoch}; lower the learning rate "
+                    f"(now {lr:g}) or set max_grad_norm"
+                )
+            value = getattr(metrics, best_metric)
+            if _improves(value, best=best, metric=best_metric):
+                kinds.add("best")
+                best = value
+            state = TrainingState(
+                epoch=epoch,
+                optimizer=optimizer.state_dict(),
+                schedule=None if schedule is None else schedule.state_dict(),
+                rng={**randomness.global_states(device), "shuffle": batches.generator.get_state()},
+                best=best,
+                standardization=data.standardization,
+            )
+            hooks.on_checkpoint(
+                Checkpoint(
+                    epoch=epoch,
+                    kinds=frozenset(kinds),
+                    metric=value,
+                    weights=encode_weights(network),
+                    state=encode_state(state),
+                )
+            )
+        if stop:
+            return TrainingOutcome(status="stopped", epoch=epoch)
+    return TrainingOutcome(status="completed", epoch=spec.epochs)

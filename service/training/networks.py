@@ -1,0 +1,86 @@
+"""Layer specs -> torch modules, through an allow-list: a spec names a class, never code."""
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from service import specs
+
+
+class Pow(nn.Module):
+    """x ** exponent, elementwise (seed 004's w * x**2 + b is Pow(2) then Linear(1, 1))."""
+
+    def __init__(self, exponent: float) -> None:
+        super().__init__()
+        # An integral exponent stays an int so x**2 is torch's exact integer power (x * x),
+        # the same arithmetic as the tutorial's x.pow(2).
+        self.exponent: float | int = int(exponent) if float(exponent).is_integer() else exponent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x**self.exponent
+
+    def extra_repr(self) -> str:
+        return f"exponent={self.exponent}"
+
+
+# Each spec class maps to the torch class built from its fields; nothing else can be built.
+LAYER_CLASSES: dict[type[specs.Strict], Callable[..., nn.Module]] = {
+    specs.Linear: nn.Linear,
+    specs.Conv1d: nn.Conv1d,
+    specs.Conv2d: nn.Conv2d,
+    specs.MaxPool2d: nn.MaxPool2d,
+    specs.AvgPool2d: nn.AvgPool2d,
+    specs.AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d,
+    specs.Flatten: nn.Flatten,
+    specs.Unflatten: nn.Unflatten,
+    specs.Dropout: nn.Dropout,
+    specs.BatchNorm1d: nn.BatchNorm1d,
+    specs.BatchNorm2d: nn.BatchNorm2d,
+    specs.LayerNorm: nn.LayerNorm,
+    specs.ReLU: nn.ReLU,
+    specs.LeakyReLU: nn.LeakyReLU,
+    specs.ELU: nn.ELU,
+    specs.GELU: nn.GELU,
+    specs.PReLU: nn.PReLU,
+    specs.Hardshrink: nn.Hardshrink,
+    specs.Sigmoid: nn.Sigmoid,
+    specs.Tanh: nn.Tanh,
+    specs.Softplus: nn.Softplus,
+    specs.SiLU: nn.SiLU,
+    specs.Identity: nn.Identity,
+    specs.Pow: Pow,
+}
+
+# Fields the data decides; build_layer needs them written out (plan() does that).
+INFERRED_FIELDS = ("in_features", "in_channels", "num_features", "normalized_shape")
+
+
+def layer_kwargs(layer: specs.LayerSpec) -> dict[str, object]:
+    """The torch constructor's keyword arguments: the spec's fields minus `type`."""
+    kwargs = layer.model_dump(exclude={"type"})
+    for name, value in kwargs.items():
+        if isinstance(value, list):
+            kwargs[name] = tuple(value)
+    return kwargs
+
+
+def build_layer(layer: specs.LayerSpec) -> nn.Module:
+    """One module, on the current default device (see build_network)."""
+    missing = [name for name in INFERRED_FIELDS if getattr(layer, name, 0) is None]
+    if missing:
+        raise ValueError(f"{layer.type} needs {', '.join(missing)}; normalise the spec with plan()")
+    return LAYER_CLASSES[type(layer)](**layer_kwargs(layer))
+
+
+def build_network(layers: Sequence[specs.LayerSpec], *, device: torch.device) -> nn.Sequential:
+    """The network a normalised layer list describes, on `device`.
+
+    Parameters are initialised on the CPU and then moved, so a seeded job starts from the same
+    weights on every device, as the tutorials' `model.to(device)` does. On the meta device
+    nothing is initialised or allocated.
+    """
+    build_on = torch.device("meta") if device.type == "meta" else torch.device("cpu")
+    with build_on:
+        network = nn.Sequential(*(build_layer(layer) for layer in layers))
+    return network if build_on == device else network.to(device)

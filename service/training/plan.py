@@ -1,0 +1,215 @@
+"""Check a job spec against its data before any work starts, and write out its normalised form.
+
+`plan` fills in every default that depends on the task or the data (task, loss, seed,
+checkpoint_every, best_metric, the cosine schedule's t_max, and each layer's input size),
+dry-runs the network on the meta device, and refuses, with a message saying what to change,
+any spec that could not train. It allocates no real memory, so the api can call it on every
+submission.
+"""
+
+import secrets
+from dataclasses import dataclass, replace
+from math import prod
+
+from service import specs
+from service.errors import InvalidSpec
+from service.specs import CLASSIFICATION_LOSSES, DatasetSpec, JobSpec, LossName, Task
+from service.training.inline import inline_shape
+from service.training.shapes import DataShape, format_shape
+from service.training.tracing import TracedNetwork, trace_network
+from service.training.validation import validation_size
+
+__all__ = ["DataShape", "Plan", "describe_dataset", "plan"]
+
+DEFAULT_LOSS: dict[Task, LossName] = {"classification": "cross_entropy", "regression": "mse"}
+# Layers that keep the number of features, so the Linear before them decides the output size.
+ELEMENTWISE_LAYERS = (
+    specs.ReLU,
+    specs.LeakyReLU,
+    specs.ELU,
+    specs.GELU,
+    specs.PReLU,
+    specs.Hardshrink,
+    specs.Sigmoid,
+    specs.Tanh,
+    specs.Softplus,
+    specs.SiLU,
+    specs.Identity,
+    specs.Pow,
+    specs.Dropout,
+    specs.BatchNorm1d,
+    specs.LayerNorm,
+)
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: JobSpec  # normalised: every default and inferred size written out
+    parameters: int
+
+
+def describe_dataset(dataset: DatasetSpec, *, uploaded: DataShape | None = None) -> DataShape:
+    """The dataset's shapes from its spec alone, without generating it.
+
+    For an uploaded dataset, pass the shape stored with it (see uploads.upload_shape).
+    """
+    match dataset:
+        case specs.SpiralData():
+            return DataShape(
+                samples=dataset.classes * dataset.points_per_class,
+                input_shape=(2,),
+                task="classification",
+                num_classes=dataset.classes,
+                target_shape=(),
+            )
+        case specs.SumBinsData():
+            return DataShape(
+                samples=dataset.samples,
+                input_shape=(dataset.features,),
+                task="classification",
+                num_classes=len(dataset.edges) + 1,
+                target_shape=(),
+            )
+        case specs.QuadraticData():
+            return DataShape(
+                samples=dataset.samples,
+                input_shape=(1,),
+                task="regression",
+                num_classes=None,
+                target_shape=(1,),
+            )
+        case specs.InlineData():
+            return inline_shape(dataset)
+        case specs.UploadedData():
+            if uploaded is None:
+                raise ValueError(f"dataset {dataset.id!r} is an upload; pass its stored DataShape")
+            return uploaded
+
+
+def _for_task(data: DataShape, task: Task | None) -> DataShape:
+    """The data as the job's task reads it: class labels may serve as regression values."""
+    if task is None or task == data.task:
+        return data
+    if task == "regression":
+        return replace(data, task="regression", num_classes=None, target_shape=(1,))
+    raise InvalidSpec(
+        "task 'classification' needs class labels (integers 0, 1, ...) as targets, "
+        "but this dataset's targets are real values; use task 'regression'"
+    )
+
+
+def _choose_loss(spec: JobSpec, data: DataShape) -> LossName:
+    loss = spec.loss or DEFAULT_LOSS[data.task]
+    if (data.task == "classification") != (loss in CLASSIFICATION_LOSSES):
+        raise InvalidSpec(
+            f"loss {loss!r} does not fit a {data.task} dataset; use "
+            + (
+                "cross_entropy or bce_with_logits"
+                if data.task == "classification"
+                else "mse, l1, huber or half_sum_squared"
+            )
+            + ", or set task to match the loss"
+        )
+    if data.task == "regression" and spec.best_metric in ("accuracy", "val_accuracy"):
+        raise InvalidSpec(
+            "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
+        )
+    return loss
+
+
+def _output_hint(traced: TracedNetwork, *, size: int) -> str:
+    """What to change so the output has `size` features, naming the layer when one decides it."""
+    for index in reversed(range(len(traced.layers))):
+        layer = traced.layers[index]
+        if isinstance(layer, specs.Linear):
+            return f"set out_features of layer {index} (Linear) to {size}"
+        if not isinstance(layer, ELEMENTWISE_LAYERS):
+            break
+    return f"end the network with a layer giving {size} features per sample, e.g. a Linear"
+
+
+def _check_output(traced: TracedNetwork, *, data: DataShape, loss: LossName) -> None:
+    """The network's output must fit the task's targets and the loss."""
+    if loss == "bce_with_logits" and data.num_classes != 2:
+        raise InvalidSpec(
+            "loss bce_with_logits needs exactly 2 classes (labels 0 and 1), but the dataset "
+            f"has {data.num_classes}; use cross_entropy"
+        )
+    expected: tuple[int, ...]
+    if loss == "bce_with_logits":
+        expected, what = (1,), "2 classes, which bce_with_logits reads from one output"
+    elif data.task == "classification":
+        expected, what = (data.num_classes or 0,), f"{data.num_classes} classes"
+    else:
+        expected = data.target_shape
+        what = f"targets of shape {format_shape((0, *expected))}"
+    output = traced.output_shape
+    if output[1:] == expected:
+        return
+    if len(output) == len(expected) + 1 and len(expected) == 1:
+        fix = _output_hint(traced, size=expected[0])
+    else:
+        fix = f"change the layers so the output has shape {format_shape((0, *expected))}"
+    raise InvalidSpec(
+        f"the network's output has shape {format_shape(output)} but the dataset has {what}; {fix}"
+    )
+
+
+def _check_batches(spec: JobSpec, *, data: DataShape, traced: TracedNetwork) -> None:
+    """Enough samples for the split and the batches, and two or more per BatchNorm channel."""
+    validation = validation_size(samples=data.samples, fraction=spec.validation_fraction)
+    train = data.samples - validation
+    if spec.validation_fraction > 0 and not 0 < validation < data.samples:
+        raise InvalidSpec(
+            f"validation_fraction {spec.validation_fraction} of {data.samples} samples leaves "
+            f"{validation} for validation and {train} for training; both need at least one"
+        )
+    if spec.batch_size is None:
+        smallest = train
+    elif spec.drop_last:
+        if train < spec.batch_size:
+            raise InvalidSpec(
+                f"batch_size {spec.batch_size} with drop_last drops all {train} training samples; "
+                "lower batch_size or set drop_last false"
+            )
+        smallest = spec.batch_size
+    else:
+        smallest = train % spec.batch_size or min(spec.batch_size, train)
+    if smallest > 1:
+        return
+    for index, (layer, shape) in enumerate(zip(traced.layers, traced.input_shapes, strict=True)):
+        if isinstance(layer, specs.BatchNorm1d | specs.BatchNorm2d) and prod(shape[2:]) == 1:
+            raise InvalidSpec(
+                f"layer {index} ({layer.type}) needs batches of 2 or more samples in training, "
+                f"but with {train} training samples at batch_size {spec.batch_size} one batch "
+                "holds a single sample; "
+                "set drop_last true or change batch_size"
+            )
+
+
+def plan(spec: JobSpec, *, data: DataShape) -> Plan:
+    """The normalised spec and its parameter count; InvalidSpec if it cannot train as written.
+
+    Idempotent: planning a normalised spec again returns an equal spec.
+    """
+    data = _for_task(data, spec.task)
+    loss = _choose_loss(spec, data)
+    traced = trace_network(spec.model.layers, input_shape=data.input_shape)
+    _check_output(traced, data=data, loss=loss)
+    _check_batches(spec, data=data, traced=traced)
+    fields = spec.model_dump()
+    fields.update(
+        task=data.task,
+        loss=loss,
+        model={"layers": [layer.model_dump() for layer in traced.layers]},
+        # A random seed is still a seed: stored in the spec, the job can be rerun exactly.
+        seed=spec.seed if spec.seed is not None else secrets.randbelow(2**63),
+        checkpoint_every=spec.checkpoint_every or max(1, spec.epochs // 10),
+        best_metric=spec.best_metric or ("val_loss" if spec.validation_fraction > 0 else "loss"),
+    )
+    if isinstance(spec.schedule, specs.CosineSchedule):
+        fields["schedule"] = {
+            **spec.schedule.model_dump(),
+            "t_max": spec.schedule.t_max or spec.epochs,
+        }
+    return Plan(spec=JobSpec.model_validate(fields), parameters=traced.parameters)

@@ -1,0 +1,51 @@
+"""The validation split, and the loss and accuracy measured on it after each epoch."""
+
+import torch
+
+from service.specs import LossName
+from service.training.losses import LossFunction
+from service.training.metrics import EpochTotals
+
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
+
+def validation_size(*, samples: int, fraction: float) -> int:
+    """Samples held out for validation: the fraction of all samples, rounded to the nearest."""
+    return round(samples * fraction)
+
+
+def split(
+    *, inputs: torch.Tensor, targets: torch.Tensor, fraction: float, generator: torch.Generator
+) -> tuple[Tensors, Tensors | None]:
+    """(training, validation) subsets drawn by a random permutation; validation None at 0."""
+    size = validation_size(samples=len(inputs), fraction=fraction)
+    if size == 0:
+        return (inputs, targets), None
+    order = torch.randperm(len(inputs), generator=generator)
+    held_out, kept = order[:size], order[size:]
+    return (inputs[kept], targets[kept]), (inputs[held_out], targets[held_out])
+
+
+@torch.inference_mode()
+def evaluate(
+    network: torch.nn.Module,
+    *,
+    data: Tensors,
+    loss_function: LossFunction,
+    loss: LossName,
+    classification: bool,
+    batch_size: int | None,
+) -> tuple[float, float | None]:
+    """(loss, accuracy or None) on `data` in eval mode, in batches of the training batch size."""
+    inputs, targets = data
+    totals = EpochTotals(device=inputs.device, loss=loss, classification=classification)
+    step = batch_size or len(inputs)
+    network.eval()
+    try:
+        for start in range(0, len(inputs), step):
+            x, y = inputs[start : start + step], targets[start : start + step]
+            output = network(x)
+            totals.add(loss=loss_function(output, y), output=output, target=y)
+    finally:
+        network.train()
+    return totals.read()
