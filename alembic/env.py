@@ -1,8 +1,8 @@
 """Alembic environment: runs on the connection `service migrate` passes, or on Settings' URL."""
 
-from alembic import context
 from sqlalchemy import Connection
 
+from alembic import context
 from service.db import make_engine
 from service.settings import Settings
 from service.tables import Base

@@ -1,5 +1,7 @@
 """/v1/jobs over real HTTP against a migrated database."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -153,3 +155,15 @@ def test_too_many_parameters_is_422_naming_the_setting(client: httpx.Client) -> 
     assert response.status_code == 422
     assert "22 parameters" in response.json()["detail"]
     assert "SERVICE_MAX_PARAMETERS" in response.json()["detail"]
+
+
+def test_twenty_parallel_identical_submissions_make_one_job(client: httpx.Client) -> None:
+    def post(_: int) -> httpx.Response:
+        return client.post("/v1/jobs", json=tiny_spec(), headers={"Idempotency-Key": "parallel"})
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(post, range(20)))
+
+    assert {r.status_code for r in responses} == {202}
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert len(client.get("/v1/jobs").json()["jobs"]) == 1

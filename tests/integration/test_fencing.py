@@ -1,0 +1,95 @@
+"""A worker that lost its lease writes nothing: metrics, checkpoints, status and heartbeat all fail."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, repository
+from service.db import transaction
+from service.errors import LeaseLost
+from service.settings import Settings
+from service.tables import Job
+from service.training.hooks import Checkpoint, EpochMetrics
+from service.worker.hooks import DatabaseHooks
+from tests.integration.test_worker import queue, read
+
+METRICS = EpochMetrics(epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1)
+CHECKPOINT = Checkpoint(epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s")
+
+
+def claim(sessions: sessionmaker[Session], settings: Settings, token: str) -> Job:
+    with transaction(sessions, immediate=True) as session:
+        job = jobs.claim(session, lease_token=token, device="cpu", settings=settings)
+    assert job is not None
+    return job
+
+
+def hooks_for(sessions: sessionmaker[Session], settings: Settings, job: Job, token: str) -> DatabaseHooks:
+    assert job.started_at is not None
+    return DatabaseHooks(
+        sessions=sessions,
+        settings=settings,
+        job_id=job.id,
+        lease_token=token,
+        started_at=job.started_at,
+        shutdown=threading.Event(),
+    )
+
+
+def expire_lease(sessions: sessionmaker[Session], job_id: str) -> None:
+    with transaction(sessions, immediate=True) as session:
+        session.execute(
+            update(Job).where(Job.id == job_id).values(lease_expires_at=jobs.now() - timedelta(seconds=1))
+        )
+
+
+def test_a_worker_whose_lease_was_taken_over_writes_nothing(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings)
+    stale = hooks_for(sessions, settings, claim(sessions, settings, "first"), "first")
+    expire_lease(sessions, job_id)
+    current = claim(sessions, settings, "second")  # requeued as attempt 2, then claimed
+    assert (current.id, current.attempt, current.lease_owner) == (job_id, 2, "second")
+
+    with pytest.raises(LeaseLost):
+        stale.on_epoch(METRICS)
+    with pytest.raises(LeaseLost):
+        stale.on_checkpoint(CHECKPOINT)
+    stale.heartbeat()
+    assert stale.should_stop()
+    with transaction(sessions, immediate=True) as session:
+        assert not jobs.finish(session, job_id=job_id, lease_token="first", status="succeeded")
+
+    with transaction(sessions) as session:
+        assert repository.list_metrics(session, job_id=job_id) == []
+        assert repository.list_checkpoints(session, job_id=job_id) == []
+    job = read(sessions, job_id)
+    assert (job.status, job.lease_owner, job.epoch) == ("running", "second", 0)
+
+    fresh = hooks_for(sessions, settings, current, "second")
+    fresh.on_epoch(METRICS)
+    assert read(sessions, job_id).epoch == 1
+
+
+def test_past_max_attempts_an_expired_job_fails_with_the_reason(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings)
+    for attempt in range(1, settings.max_attempts + 1):
+        job = claim(sessions, settings, f"worker-{attempt}")
+        assert job.attempt == attempt
+        expire_lease(sessions, job_id)
+
+    with transaction(sessions, immediate=True) as session:
+        assert jobs.claim(session, lease_token="late", device="cpu", settings=settings) is None
+
+    job = read(sessions, job_id)
+    assert job.status == "failed"
+    assert job.error == (
+        f"the worker stopped renewing its lease on attempt {settings.max_attempts} of "
+        f"{settings.max_attempts} (SERVICE_MAX_ATTEMPTS); last epoch stored: 0"
+    )
