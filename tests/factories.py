@@ -55,3 +55,28 @@ def spiral_spec(**overrides: Any) -> dict[str, Any]:
     }
     spec.update(overrides)
     return spec
+
+
+def stochastic_spec(**overrides: Any) -> dict[str, Any]:
+    """Everything a resume must restore exactly: shuffled mini-batches, Dropout, Adam, a schedule."""
+    spec: dict[str, Any] = {
+        "name": "stochastic",
+        "dataset": {"kind": "sum_bins", "samples": 256, "features": 16},
+        "model": {
+            "layers": [
+                {"type": "Linear", "out_features": 32},
+                {"type": "ReLU"},
+                {"type": "Dropout", "p": 0.3},
+                {"type": "Linear", "out_features": 10},
+            ]
+        },
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "schedule": {"kind": "step", "step_size": 50, "gamma": 0.5},
+        "epochs": 300,
+        "batch_size": 32,
+        "shuffle": True,
+        "checkpoint_every": 20,
+        "seed": 2024,
+    }
+    spec.update(overrides)
+    return spec
