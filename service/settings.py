@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     # Periodic checkpoints kept per job besides best and final.
     keep_periodic_checkpoints: int = Field(default=3, ge=1)
 
+    # Inference. Loaded networks kept in memory, least recently used evicted first.
+    predict_cache_size: int = Field(default=16, ge=1)
+    # Merge concurrent predict requests for one checkpoint into one forward pass.
+    predict_batching: bool = True
+    # The most rows one merged forward pass takes; a larger request runs alone.
+    predict_batch_rows: int = Field(default=1024, ge=1)
+    # How long a merged pass waits for more requests before it runs; 0: it runs at once and
+    # merges only what arrived while the previous pass ran.
+    predict_batch_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    # Samples one evaluate request may generate or read.
+    max_evaluate_samples: int = Field(default=1_000_000, ge=1)
+
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":
         if not self.database_url:
