@@ -41,6 +41,12 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
+class UnsupportedMediaType(ServiceError):
+    """The request body's Content-Type is not one the route reads."""
+
+    status_code = 415
+
+
 class InvalidSpec(ServiceError):
     """A job spec that is well-formed JSON but cannot be trained as written."""
 
