@@ -1,0 +1,53 @@
+"""/v1/jobs/{id}/checkpoints: list a job's checkpoints, download one as safetensors."""
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from service import jobs, repository
+from service.api.deps import Caller, ReadSession
+from service.api.errors import responses
+from service.api.views import checkpoints_out
+from service.inference.lookup import find_checkpoint, parse_ref
+from service.schemas import CheckpointOut
+
+router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
+
+SAFETENSORS = "application/octet-stream"
+
+
+@router.get("/{job_id}/checkpoints", response_model=list[CheckpointOut], responses=responses(404))
+def list_checkpoints(job_id: str, caller: Caller, session: ReadSession) -> list[CheckpointOut]:
+    """Oldest first; an epoch that is, say, both periodic and best is listed once per kind."""
+    job = jobs.get(session, job_id=job_id, owner_id=caller.id)
+    return checkpoints_out(repository.list_checkpoints(session, job_id=job.id))
+
+
+@router.get(
+    "/{job_id}/checkpoints/{ref}",
+    response_class=Response,
+    responses={
+        **responses(404, 409),
+        200: {
+            "content": {SAFETENSORS: {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The network's state_dict as safetensors: load it with "
+            "safetensors.torch.load_file, then load_state_dict(strict=True) into the network "
+            "the job's normalised spec describes. Its sha256 is in X-Checkpoint-SHA256.",
+        },
+    },
+)
+def download_checkpoint(job_id: str, ref: str, caller: Caller, session: ReadSession) -> Response:
+    """`ref`: best, final, latest or an epoch number."""
+    target, row = find_checkpoint(
+        session, job_id=job_id, owner_id=caller.id, ref=parse_ref(ref), with_blobs=True
+    )
+    filename = f"{target.job_id}-epoch-{target.epoch}.safetensors"
+    return Response(
+        row.weights,
+        media_type=SAFETENSORS,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Checkpoint-SHA256": target.sha256,
+            "X-Checkpoint-Epoch": str(target.epoch),
+            "X-Checkpoint-Kind": target.kind,
+        },
+    )

@@ -1,0 +1,97 @@
+"""/v1/jobs/{id}/predict and /v1/jobs/{id}/evaluate: a trained job's network in eval mode."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+
+from service.api.deps import Caller, ReadSession, SettingsDep
+from service.api.errors import responses
+from service.inference.evaluation import evaluate_job
+from service.inference.predictor import Predictor
+from service.inference.requests import JSON, NPY
+from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
+
+router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
+
+
+def _predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+PredictorDep = Annotated[Predictor, Depends(_predictor)]
+
+# The body is read by the route (orjson straight into NumPy), so it is described here.
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            JSON: {"schema": PredictIn.model_json_schema()},
+            NPY: {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "A .npy array (np.save) of shape [n, *input_shape]; "
+                    "pass checkpoint and top_k as query parameters.",
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/{job_id}/predict",
+    response_model=PredictOut,
+    responses=responses(404, 409, 415, 422),
+    openapi_extra=PREDICT_BODY,
+)
+async def predict(
+    job_id: str,
+    request: Request,
+    caller: Caller,
+    session: ReadSession,
+    predictor: PredictorDep,
+    checkpoint: Annotated[
+        str | None,
+        Query(max_length=20, description="best, final, latest or an epoch (a JSON body's wins)"),
+    ] = None,
+    top_k: Annotated[int | None, Query(ge=1, description="a JSON body's top_k wins")] = None,
+    content_type: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Predictions for a batch of samples, from a checkpoint in eval mode (default: best, else
+    latest). Works while the job runs. JSON (`{"inputs": [...]}`) or a `.npy` array."""
+    body = await request.body()
+    answer = await predictor.predict(
+        session,
+        job_id=job_id,
+        owner_id=caller.id,
+        body=body,
+        content_type=content_type,
+        checkpoint=checkpoint,
+        top_k=top_k,
+    )
+    return Response(answer, media_type=JSON)
+
+
+@router.post("/{job_id}/evaluate", response_model=EvaluateOut, responses=responses(404, 409, 422))
+def evaluate(
+    job_id: str,
+    body: EvaluateIn,
+    caller: Caller,
+    session: ReadSession,
+    settings: SettingsDep,
+    predictor: PredictorDep,
+) -> EvaluateOut:
+    """Loss and task metrics of a checkpoint on a labelled dataset: accuracy, per-class accuracy
+    and the confusion matrix for classification; mse, mae and r2 for regression."""
+    return evaluate_job(
+        session,
+        predictor=predictor,
+        job_id=job_id,
+        owner_id=caller.id,
+        dataset=body.dataset,
+        ref=body.checkpoint,
+        max_samples=settings.max_evaluate_samples,
+    )

@@ -1,0 +1,120 @@
+"""The api's inference: resolve a checkpoint, load (or reuse) its network, predict.
+
+One Predictor per api process. Three caches keep the common request free of database reads
+and loads: the API key (deps), the resolution of a settled job's checkpoint reference (a job
+in a final state never gets another checkpoint), and the loaded networks (LRU by job, epoch
+and sha256). A running job's reference is resolved again on every request with one metadata
+query, so `latest` follows its training.
+"""
+
+import anyio.to_thread
+import numpy as np
+from sqlalchemy.orm import Session
+
+from service.errors import NotFound
+from service.inference import loading, requests, responses
+from service.inference.batching import Batcher
+from service.inference.cache import LRU, NetworkCache
+from service.inference.loading import LoadedNetwork, Outputs
+from service.inference.lookup import CheckpointRef, Target, find_checkpoint
+from service.settings import Settings
+from service.training.devices import pick_device
+
+# Resolutions of settled jobs' references kept; each is a few hundred bytes.
+SETTLED_TARGETS = 4096
+# Bodies larger than this are parsed in a worker thread, so one big request does not stall
+# the event loop; smaller ones are parsed in place, which is cheaper than the thread hop.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+
+
+class Predictor:
+    def __init__(self, *, settings: Settings) -> None:
+        self.device = pick_device(settings.device)
+        self.max_rows = settings.max_predict_rows
+        self.networks = NetworkCache(capacity=settings.predict_cache_size)
+        self.settled: LRU[tuple[str, CheckpointRef | None], Target] = LRU(capacity=SETTLED_TARGETS)
+        self.batcher = (
+            Batcher(
+                max_rows=settings.predict_batch_rows,
+                max_wait_seconds=settings.predict_batch_wait_ms / 1000,
+            )
+            if settings.predict_batching
+            else None
+        )
+
+    # --- blocking steps, each run in a worker thread by the async path ---
+
+    def resolve(
+        self, session: Session, *, job_id: str, owner_id: str, ref: CheckpointRef | None
+    ) -> Target:
+        target, _ = find_checkpoint(
+            session, job_id=job_id, owner_id=owner_id, ref=ref, with_blobs=False
+        )
+        if target.settled:
+            self.settled.put((job_id, ref), target)
+        return target
+
+    def load(self, session: Session, *, target: Target) -> LoadedNetwork:
+        return self.networks.get_or_load(
+            target.key, lambda: loading.load(session, target=target, device=self.device)
+        )
+
+    def open(
+        self, session: Session, *, job_id: str, owner_id: str, ref: CheckpointRef | None
+    ) -> tuple[Target, LoadedNetwork]:
+        """The checkpoint's target and network, for callers that are already in a thread."""
+        target = self._settled(job_id=job_id, owner_id=owner_id, ref=ref)
+        if target is None:
+            target = self.resolve(session, job_id=job_id, owner_id=owner_id, ref=ref)
+        return target, self.load(session, target=target)
+
+    # --- the request path ---
+
+    def _settled(self, *, job_id: str, owner_id: str, ref: CheckpointRef | None) -> Target | None:
+        target = self.settled.get((job_id, ref))
+        if target is not None and target.owner_id != owner_id:
+            raise NotFound(f"job {job_id!r} does not exist")
+        return target
+
+    async def predict(
+        self,
+        session: Session,
+        *,
+        job_id: str,
+        owner_id: str,
+        body: bytes,
+        content_type: str | None,
+        checkpoint: str | None,
+        top_k: int | None,
+    ) -> bytes:
+        """The response body for a predict request's body (JSON or .npy) and query."""
+
+        def decode() -> requests.PredictRequest:
+            return requests.decode(
+                body, content_type=content_type, checkpoint=checkpoint, top_k=top_k
+            )
+
+        if len(body) > PARSE_IN_THREAD_BYTES:
+            request = await anyio.to_thread.run_sync(decode)
+        else:
+            request = decode()
+        ref = request.checkpoint
+        target = self._settled(job_id=job_id, owner_id=owner_id, ref=ref)
+        if target is None:
+            target = await anyio.to_thread.run_sync(
+                lambda: self.resolve(session, job_id=job_id, owner_id=owner_id, ref=ref)
+            )
+        loaded = self.networks.get(target.key)
+        if loaded is None:
+            resolved = target
+            loaded = await anyio.to_thread.run_sync(lambda: self.load(session, target=resolved))
+        inputs = requests.check_inputs(
+            request.inputs, input_shape=loaded.input_shape, max_rows=self.max_rows
+        )
+        outputs = await self._run(loaded, inputs)
+        return responses.encode(outputs, target=target, top_k=request.top_k)
+
+    async def _run(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
+        if self.batcher is not None:
+            return await self.batcher.predict(loaded, inputs)
+        return await anyio.to_thread.run_sync(loaded.predict, inputs)

@@ -1,0 +1,174 @@
+"""Predict request bodies -> a float32 array, parsed once, never element by element.
+
+JSON bodies are parsed by orjson and handed to NumPy in one call; `.npy` bodies are read with
+`allow_pickle=False`. Shapes, finiteness and the row limit are checked against the network
+once it is known (`check_inputs`), with messages that say what was expected and what came.
+"""
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from service.errors import InvalidInput, UnsupportedMediaType
+from service.inference.lookup import CheckpointRef, parse_ref
+
+JSON = "application/json"
+NPY = "application/x-npy"
+JSON_FIELDS = frozenset({"inputs", "checkpoint", "top_k"})
+NUMERIC_KINDS = "iuf"  # NumPy dtype kinds of numbers: signed, unsigned, floating
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    inputs: np.ndarray  # as sent: not yet checked against the network's input shape
+    checkpoint: CheckpointRef | None
+    top_k: int | None
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode(
+    body: bytes, *, content_type: str | None, checkpoint: str | None, top_k: int | None
+) -> PredictRequest:
+    """A JSON or .npy body; `checkpoint` and `top_k` come from the query string, or for JSON
+    from the body, which wins when it names them."""
+    kind = media_type(content_type)
+    if kind == NPY:
+        return PredictRequest(
+            inputs=_read_npy(body), checkpoint=parse_ref(checkpoint), top_k=_top_k(top_k)
+        )
+    if kind == JSON or kind.endswith("+json"):
+        return _read_json(body, checkpoint=checkpoint, top_k=top_k)
+    raise UnsupportedMediaType(
+        f"Content-Type {content_type or '(none)'} is not readable here; send {JSON} "
+        f'({{"inputs": [...]}}) or {NPY} (a .npy array of shape [n, *input_shape])'
+    )
+
+
+def _read_json(body: bytes, *, checkpoint: str | None, top_k: int | None) -> PredictRequest:
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise InvalidInput('the body must be a JSON object: {"inputs": [[...], ...]}')
+    unknown = sorted(set(document) - JSON_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown field(s) {', '.join(unknown)}; a predict body has inputs, checkpoint, top_k"
+        )
+    if "inputs" not in document:
+        raise InvalidInput('inputs is missing: send {"inputs": [[...], ...]}, one entry per sample')
+    inputs = document["inputs"]
+    if not isinstance(inputs, list):
+        raise InvalidInput("inputs must be a list of samples, e.g. [[0.1, -0.3], [0.5, 0.2]]")
+    if not inputs:
+        raise InvalidInput("inputs is empty; send at least one sample")
+    # NumPy would read true and false as 1 and 0; look for them only when the body has them.
+    if (b"true" in body or b"false" in body) and _shape_of(inputs) is None:
+        raise InvalidInput(_describe_bad_rows(inputs))
+    return PredictRequest(
+        inputs=_to_array(inputs),
+        checkpoint=parse_ref(document.get("checkpoint", checkpoint)),
+        top_k=_top_k(document.get("top_k", top_k)),
+    )
+
+
+def _to_array(inputs: list[object]) -> np.ndarray:
+    try:
+        array = np.asarray(inputs)
+    except (ValueError, OverflowError):
+        array = None
+    if array is None or array.dtype.kind not in NUMERIC_KINDS:
+        # Rare and slow: find the first sample that is not numbers, or not shaped like the first.
+        raise InvalidInput(_describe_bad_rows(inputs))
+    return array
+
+
+def _shape_of(value: object) -> tuple[int, ...] | None:
+    """A nested list's shape, or None if it holds anything but numbers or is ragged."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return ()
+    if not isinstance(value, list) or not value:
+        return None
+    shapes = {_shape_of(item) for item in value}
+    if len(shapes) != 1 or None in shapes:
+        return None
+    return (len(value), *next(iter(shapes)))  # type: ignore[misc]
+
+
+def _describe_bad_rows(inputs: list[object]) -> str:
+    first = _shape_of(inputs[0])
+    for index, row in enumerate(inputs):
+        shape = _shape_of(row)
+        if shape is None:
+            return (
+                f"row {index} is not a number or a list of numbers, all of one shape: "
+                f"{str(row)[:80]}"
+            )
+        if shape != first:
+            return (
+                f"row {index} has shape {list(shape)} but row 0 has shape {list(first or ())}; "
+                "every sample must have the same shape"
+            )
+    return "inputs must be numbers: a list of samples, each a number or nested lists of numbers"
+
+
+def _read_npy(body: bytes) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        raise InvalidInput(
+            f"the body is not a readable .npy array (np.save, no pickled objects): {exc}"
+        ) from exc
+    if not isinstance(array, np.ndarray):
+        raise InvalidInput("the body is an .npz archive; send one .npy array")
+    if array.dtype.kind not in NUMERIC_KINDS:
+        raise InvalidInput(f"the .npy array has dtype {array.dtype}; send numbers, e.g. float32")
+    if array.ndim == 0 or len(array) == 0:
+        raise InvalidInput("the .npy array holds no samples; send shape [n, *input_shape], n >= 1")
+    return array
+
+
+def _top_k(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"top_k must be a whole number of classes, 1 or more; got {value!r}")
+    return value
+
+
+def check_inputs(inputs: np.ndarray, *, input_shape: tuple[int, ...], max_rows: int) -> np.ndarray:
+    """Float32 inputs of shape (n, *input_shape), all finite, at most `max_rows` rows."""
+    if inputs.ndim == 1 and input_shape == (1,):
+        # A flat list of numbers for a one-feature network: one number per sample.
+        inputs = inputs.reshape(-1, 1)
+    rows = len(inputs) if inputs.ndim else 0
+    if rows > max_rows:
+        raise InvalidInput(
+            f"{rows} rows in one request; the limit is {max_rows} (SERVICE_MAX_PREDICT_ROWS): "
+            "split them over several requests"
+        )
+    if inputs.shape[1:] != input_shape:
+        expected = list(input_shape)
+        raise InvalidInput(
+            f"each input must have shape {expected}, got {list(inputs.shape[1:])} at row 0; "
+            f"send a list of samples, each of shape {expected}"
+        )
+    with np.errstate(over="ignore"):
+        # A number beyond float32's range becomes inf here, and is refused just below.
+        array = np.ascontiguousarray(inputs, dtype=np.float32)
+    finite = np.isfinite(array)
+    if not finite.all():
+        row, *index = (int(i) for i in np.argwhere(~finite)[0])
+        raise InvalidInput(
+            f"row {row} holds {inputs[(row, *index)]} at index {index}; inputs must be finite "
+            "float32 numbers (|x| < 3.4e38)"
+        )
+    return array
