@@ -1,11 +1,11 @@
 """Bodies of the HTTP API's responses; the main request body, the JobSpec, is in specs.py."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.specs import JobSpec
+from service.specs import DatasetSpec, JobSpec
 
 
 class ErrorOut(BaseModel):
@@ -85,3 +85,84 @@ class DatasetOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok"]
     detail: dict[str, Any] = {}
+
+
+# --- inference ----------------------------------------------------------------------------------
+
+CheckpointRefIn = Literal["best", "final", "latest"] | Annotated[int, Field(ge=1)]
+
+
+class CheckpointUsed(BaseModel):
+    epoch: int
+    kind: Literal["best", "final", "latest", "periodic"] = Field(
+        description="The name it was asked for by; for an epoch number, its own kind."
+    )
+
+
+class PredictIn(BaseModel):
+    """Documents the JSON predict body; the route parses it with orjson, not through this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inputs: list[Any] = Field(
+        min_length=1,
+        description="One entry per sample, each shaped like one training sample "
+        "(a number or nested lists of numbers).",
+        examples=[[[0.1, -0.3], [0.5, 0.2]]],
+    )
+    checkpoint: CheckpointRefIn | None = Field(
+        default=None, description="best, final, latest or an epoch; default best, else latest."
+    )
+    top_k: int | None = Field(
+        default=None, ge=1, description="Classification: also list each row's k likeliest classes."
+    )
+
+
+class ClassProbability(BaseModel):
+    class_: int = Field(alias="class")
+    probability: float
+
+
+class PredictOut(BaseModel):
+    predictions: list[Any] = Field(
+        description="Classification: a class index per sample. Regression: the outputs, "
+        "a number per sample for one output, a list per sample for several."
+    )
+    probabilities: list[list[float]] | None = Field(
+        default=None,
+        description="Classification: each sample's class probabilities (softmax; for one "
+        "bce_with_logits output, [1 - p, p]).",
+    )
+    top_k: list[list[ClassProbability]] | None = Field(
+        default=None,
+        description="With top_k: per sample, the k likeliest classes, likeliest first.",
+    )
+    checkpoint: CheckpointUsed
+
+
+class EvaluateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: DatasetSpec = Field(
+        description="A generated dataset (without a seed of its own it is drawn with seed 0), "
+        "inline samples and targets, or an uploaded dataset's id."
+    )
+    checkpoint: CheckpointRefIn | None = None
+
+
+class EvaluateOut(BaseModel):
+    """Fields that do not apply to the job's task are null."""
+
+    checkpoint: CheckpointUsed
+    samples: int
+    loss: float = Field(description="The job's loss function, as training measures it.")
+    accuracy: float | None = None
+    per_class_accuracy: list[float | None] | None = Field(
+        default=None, description="Per class: the share of its samples predicted right."
+    )
+    confusion_matrix: list[list[int]] | None = Field(
+        default=None, description="Row: the true class; column: the predicted class."
+    )
+    mse: float | None = None
+    mae: float | None = None
+    r2: float | None = Field(default=None, description="Averaged over outputs; null if constant.")

@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from service import migrations
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
-from service.api.routes import datasets, health, jobs
+from service.api.routes import checkpoints, datasets, health, jobs, predictions
 from service.db import make_engine, make_session_factory
+from service.inference.predictor import Predictor
 from service.settings import Settings
 
 DESCRIPTION = """Train PyTorch networks from declarative job specs and serve their predictions.
@@ -33,10 +34,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
     app.state.schema_head = migrations.head_revision()
+    app.state.predictor = Predictor(settings=settings)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
+    app.include_router(checkpoints.router)
+    app.include_router(predictions.router)
     return app
