@@ -11,7 +11,6 @@ import math
 import zipfile
 
 import numpy as np
-import torch
 
 from service.errors import InvalidUpload
 from service.training.shapes import DataShape
@@ -164,9 +163,3 @@ def upload_shape(x: np.ndarray, y: np.ndarray) -> DataShape:
         target_shape=tuple(y.shape[1:]) or (1,),
     )
 
-
-def upload_tensors(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tensors for train(uploaded=...): float32 inputs, int64 labels or float32 targets."""
-    targets = torch.from_numpy(np.ascontiguousarray(y))
-    targets = targets.long() if _integer_valued(y) else targets.float()
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), targets
