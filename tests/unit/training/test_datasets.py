@@ -28,7 +28,7 @@ def tutorial_spiral(
                 (math.sin(inner_var[index]), math.cos(inner_var[index]))
             )
             y[ix] = c
-            index += 1
+            index += 1  # noqa: SIM113 - the tutorial's own loop, kept literal
     return x, y
 
 

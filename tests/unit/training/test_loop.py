@@ -6,7 +6,6 @@ import torch
 
 from service.errors import TrainingFailed
 from service.training.checkpoints import decode_state
-
 from service.training.loop import train
 
 from .factories import CPU, RecordingHooks, planned, run
@@ -133,8 +132,10 @@ def test_metrics_follow_the_design() -> None:
     assert [m.epoch for m in hooks.epochs] == [1, 2, 3]
     assert [m.lr for m in hooks.epochs] == [0.01, 0.01, 0.005]  # step schedule: halved after 2
     for metrics in hooks.epochs:
-        assert metrics.accuracy is not None and 0 <= metrics.accuracy <= 1
-        assert metrics.val_loss is not None and metrics.val_accuracy is not None
+        assert metrics.accuracy is not None
+        assert 0 <= metrics.accuracy <= 1
+        assert metrics.val_loss is not None
+        assert metrics.val_accuracy is not None
         # 30 validation samples: accuracy is a multiple of 1/30.
         assert round(metrics.val_accuracy * 30, 6).is_integer()
         assert metrics.seconds > 0

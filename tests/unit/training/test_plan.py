@@ -174,7 +174,10 @@ def test_an_output_size_that_does_not_match_the_classes_says_what_to_change() ->
             {"type": "ReLU"},
         )
     )
-    message = "the network's output has shape [N, 5] but the dataset has 4 classes; set out_features of layer 2 (Linear) to 4"
+    message = (
+        "the network's output has shape [N, 5] but the dataset has 4 classes; "
+        "set out_features of layer 2 (Linear) to 4"
+    )
     with pytest.raises(InvalidSpec, match=re.escape(message)):
         planned(spec)
 
@@ -184,7 +187,8 @@ def test_regression_output_must_match_the_targets() -> None:
     with pytest.raises(
         InvalidSpec,
         match=re.escape(
-            "output has shape [N, 3] but the dataset has targets of shape [N, 1]; set out_features of layer 0 (Linear) to 1"
+            "output has shape [N, 3] but the dataset has targets of shape [N, 1]; "
+            "set out_features of layer 0 (Linear) to 1"
         ),
     ):
         planned(spec)
@@ -230,9 +234,8 @@ def test_classification_needs_class_labels() -> None:
 
 
 def test_a_validation_split_or_batch_that_leaves_no_samples_is_refused() -> None:
-    with pytest.raises(
-        InvalidSpec, match="validation_fraction 0.001 of 120 samples leaves 0 for validation"
-    ):
+    message = "validation_fraction 0.001 of 120 samples leaves 0 for validation"
+    with pytest.raises(InvalidSpec, match=re.escape(message)):
         planned(job(validation_fraction=0.001))
     with pytest.raises(InvalidSpec, match="drops all 120 training samples"):
         planned(job(batch_size=500, drop_last=True))
