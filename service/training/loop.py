@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 
 from service.errors import TrainingFailed
 from service.specs import JobSpec
@@ -26,7 +27,7 @@ from service.training.checkpoints import (
 )
 from service.training.datasets import make_dataset
 from service.training.hooks import Checkpoint, CheckpointKind, EpochMetrics, Resume, TrainingHooks
-from service.training.losses import LOSSES
+from service.training.losses import LOSSES, LossFunction
 from service.training.metrics import EpochTotals
 from service.training.networks import build_network
 from service.training.optimizers import build_optimizer, build_schedule, clip_gradients, current_lr
@@ -62,9 +63,10 @@ def prepare_targets(targets: torch.Tensor, *, spec: JobSpec) -> torch.Tensor:
     return targets.float()
 
 
-def prepare_data(spec: JobSpec, *, device: torch.device, uploaded: Tensors | None) -> PreparedData:
+def prepare_data(
+    spec: JobSpec, *, seed: int, device: torch.device, uploaded: Tensors | None
+) -> PreparedData:
     """Generate, split and standardise the data on the CPU, then move it to the device once."""
-    seed = spec.seed or 0
     inputs, targets = make_dataset(spec.dataset, uploaded=uploaded)
     train, held_out = validation.split(
         inputs=inputs,
@@ -110,6 +112,68 @@ def _all_finite(network: torch.nn.Module) -> bool:
     return not tensors or bool(torch.stack([t.isfinite().all() for t in tensors]).all())
 
 
+def _restore(
+    resume: Resume,
+    *,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: LRScheduler | None,
+    shuffle: torch.Generator,
+    device: torch.device,
+) -> float | None:
+    """Put the run back where the checkpoint left it; returns the best metric so far."""
+    state = decode_state(resume.state)
+    load_weights(network, resume.weights)
+    optimizer.load_state_dict(state.optimizer)
+    if schedule is not None and state.schedule is not None:
+        schedule.load_state_dict(state.schedule)
+    randomness.restore_global_states(state.rng, device=device)
+    shuffle.set_state(state.rng["shuffle"])
+    return state.best
+
+
+def _train_epoch(
+    network: torch.nn.Module,
+    *,
+    batches: Batches,
+    optimizer: torch.optim.Optimizer,
+    loss_function: LossFunction,
+    totals: EpochTotals,
+    max_grad_norm: float | None,
+) -> None:
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    for x, y in batches:
+        output = network(x)
+        loss = loss_function(output, y)
+        totals.add(loss=loss, output=output, target=y)
+        optimizer.zero_grad()
+        loss.backward()
+        clip_gradients(parameters, max_norm=max_grad_norm)
+        optimizer.step()
+
+
+def _checkpoint(
+    *,
+    epoch: int,
+    kinds: set[CheckpointKind],
+    metric: float | None,
+    network: torch.nn.Module,
+    state: TrainingState,
+) -> Checkpoint:
+    if not _all_finite(network):
+        raise TrainingFailed(
+            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
+            "or set max_grad_norm"
+        )
+    return Checkpoint(
+        epoch=epoch,
+        kinds=frozenset(kinds),
+        metric=metric,
+        weights=encode_weights(network),
+        state=encode_state(state),
+    )
+
+
 def train(
     spec: JobSpec,
     *,
@@ -129,10 +193,9 @@ def train(
 
     # The tutorials' order: the network draws its initial weights after the data is drawn.
     randomness.seed_everything(seed)
-    data = prepare_data(spec, device=device, uploaded=uploaded)
+    data = prepare_data(spec, seed=seed, device=device, uploaded=uploaded)
     network = build_network(spec.model.layers, device=device)
-    parameters = list(network.parameters())
-    optimizer = build_optimizer(spec.optimizer, parameters=parameters)
+    optimizer = build_optimizer(spec.optimizer, parameters=network.parameters())
     schedule = build_schedule(spec.schedule, optimizer=optimizer, epochs=spec.epochs)
     loss_function = LOSSES[loss_name]
     batches = Batches(
@@ -143,25 +206,20 @@ def train(
         drop_last=spec.drop_last,
         generator=randomness.generator(seed, stream="shuffle"),
     )
-
     best: float | None = None
     first_epoch = 1
     if resume is not None:
-        state = decode_state(resume.state)
-        load_weights(network, resume.weights)
-        optimizer.load_state_dict(state.optimizer)
-        if schedule is not None and state.schedule is not None:
-            schedule.load_state_dict(state.schedule)
-        randomness.restore_global_states(state.rng, device=device)
-        batches.generator.set_state(state.rng["shuffle"])
-        best, first_epoch = state.best, resume.epoch + 1
+        best = _restore(
+            resume,
+            network=network,
+            optimizer=optimizer,
+            schedule=schedule,
+            shuffle=batches.generator,
+            device=device,
+        )
+        first_epoch = resume.epoch + 1
     logger.info(
-        "training %r on %s: epochs %d to %d, %d parameters",
-        spec.name,
-        device,
-        first_epoch,
-        spec.epochs,
-        sum(p.numel() for p in parameters),
+        "training %r on %s from epoch %d of %d", spec.name, device, first_epoch, spec.epochs
     )
 
     network.train()
@@ -169,17 +227,17 @@ def train(
         started = time.perf_counter()
         lr = current_lr(optimizer)
         totals = EpochTotals(device=device, loss=loss_name, classification=classification)
+        val_loss, val_accuracy = None, None
         try:
-            for x, y in batches:
-                output = network(x)
-                loss = loss_function(output, y)
-                totals.add(loss=loss, output=output, target=y)
-                optimizer.zero_grad()
-                loss.backward()
-                clip_gradients(parameters, max_norm=spec.max_grad_norm)
-                optimizer.step()
-            epoch_loss, accuracy = totals.read()
-            val_loss, val_accuracy = (None, None)
+            _train_epoch(
+                network,
+                batches=batches,
+                optimizer=optimizer,
+                loss_function=loss_function,
+                totals=totals,
+                max_grad_norm=spec.max_grad_norm,
+            )
+            loss, accuracy = totals.read()
             if data.validation is not None:
                 val_loss, val_accuracy = validation.evaluate(
                     network,
@@ -189,18 +247,18 @@ def train(
                     classification=classification,
                     batch_size=spec.batch_size,
                 )
-        except RuntimeError as exc:
+        except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
-        if not math.isfinite(epoch_loss):
+        if not math.isfinite(loss):
             raise TrainingFailed(
-                f"loss became {epoch_loss} at epoch {epoch}; lower the learning rate "
+                f"loss became {loss} at epoch {epoch}; lower the learning rate "
                 f"(now {lr:g}), set max_grad_norm, or set standardize true"
             )
         if schedule is not None:
             schedule.step()
         metrics = EpochMetrics(
             epoch=epoch,
-            loss=epoch_loss,
+            loss=loss,
             accuracy=accuracy,
             val_loss=val_loss,
             val_accuracy=val_accuracy,
@@ -212,15 +270,10 @@ def train(
         stop = epoch < spec.epochs and hooks.should_stop()
         kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
         if kinds:
-            if not _all_finite(network):
-                raise TrainingFailed(
-                    f"the weights became non-finite at epoch {epoch}; lower the learning rate "
-                    f"(now {lr:g}) or set max_grad_norm"
-                )
-            value = getattr(metrics, best_metric)
-            if _improves(value, best=best, metric=best_metric):
+            metric = getattr(metrics, best_metric)
+            if _improves(metric, best=best, metric=best_metric):
                 kinds.add("best")
-                best = value
+                best = metric
             state = TrainingState(
                 epoch=epoch,
                 optimizer=optimizer.state_dict(),
@@ -230,13 +283,7 @@ def train(
                 standardization=data.standardization,
             )
             hooks.on_checkpoint(
-                Checkpoint(
-                    epoch=epoch,
-                    kinds=frozenset(kinds),
-                    metric=value,
-                    weights=encode_weights(network),
-                    state=encode_state(state),
-                )
+                _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)
             )
         if stop:
             return TrainingOutcome(status="stopped", epoch=epoch)
