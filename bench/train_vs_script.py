@@ -1,0 +1,185 @@
+"""The engine's train() beside the tutorials' own training loops, on the CPU.
+
+    .venv/bin/python bench/train_vs_script.py [--epochs 100] [--repeats 5] [--threads 2]
+
+Two workloads, each run as the tutorial's loop (A) and as the engine's train() with no-op hooks
+(B), interleaved A, B, A, B ... so that a noisy machine slows both alike; the table shows each
+one's median and the speed-up, tutorial time / engine time.
+
+- seed 002: SimpleNN (Linear(784, 128), ReLU, Linear(128, 10)) on 1000 x 784 sum_bins data,
+  Adam lr 1e-3, batch 64, shuffled, `--epochs` epochs. The tutorial iterates a
+  DataLoader(TensorDataset(...)) and calls loss.item() every step, exactly as its script does.
+- seed 001: the spiral ReLU network with Adam, full batch, 1000 steps. The tutorial computes
+  loss.item() and the accuracy every step. Both give the same final loss, bit for bit.
+
+The tutorial's clock covers its training loop only (its data is made beforehand, without its
+slow per-sample loops); the engine's covers all of train(): data, network, loop, checkpoints.
+"""
+
+import argparse
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from service.specs import JobSpec
+from service.training.datasets import make_dataset
+from service.training.hooks import Checkpoint, EpochMetrics
+from service.training.loop import train
+from service.training.plan import describe_dataset, plan
+
+CPU = torch.device("cpu")
+
+
+class NoHooks:
+    def on_epoch(self, metrics: EpochMetrics) -> None:
+        self.last = metrics
+
+    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def simple_nn_spec(epochs: int) -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "dataset": {"kind": "sum_bins", "samples": 1000, "features": 784},
+            "model": {
+                "layers": [
+                    {"type": "Linear", "out_features": 128},
+                    {"type": "ReLU"},
+                    {"type": "Linear", "out_features": 10},
+                ]
+            },
+            "optimizer": {"name": "adam", "lr": 0.001},
+            "epochs": epochs,
+            "batch_size": 64,
+            "shuffle": True,
+            "seed": 2,
+        }
+    )
+
+
+def spiral_spec() -> JobSpec:
+    return JobSpec.model_validate(
+        {
+            "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 1000, "noise": 0.2},
+            "model": {
+                "layers": [
+                    {"type": "Linear", "out_features": 100},
+                    {"type": "ReLU"},
+                    {"type": "Linear", "out_features": 3},
+                ]
+            },
+            "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 1e-5},
+            "epochs": 1000,
+            "batch_size": None,
+            "seed": 12345,
+        }
+    )
+
+
+def tutorial_002(spec: JobSpec) -> tuple[float, float]:
+    """Seed 002's train_model: DataLoader batches, loss.item() per step. (seconds, last loss)"""
+    torch.manual_seed(spec.seed or 0)
+    inputs, targets = make_dataset(spec.dataset)
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    dataloader = DataLoader(TensorDataset(inputs, targets), batch_size=64, shuffle=True)
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+    started = time.perf_counter()
+    epoch_loss = math.nan
+    for _ in range(spec.epochs):
+        running_loss = 0.0
+        for batch_inputs, batch_targets in dataloader:
+            optimizer.zero_grad()
+            outputs = model(batch_inputs)
+            loss = criterion(outputs, batch_targets)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * batch_inputs.size(0)
+        epoch_loss = running_loss / len(inputs)  # the script: len(dataloader.dataset)
+    return time.perf_counter() - started, epoch_loss
+
+
+def tutorial_001(spec: JobSpec) -> tuple[float, float]:
+    """Seed 001's loop: full batch, loss.item() and accuracy every step. (seconds, last loss)"""
+    torch.manual_seed(spec.seed or 0)
+    x, y = make_dataset(spec.dataset)
+    model = nn.Sequential(nn.Linear(2, 100), nn.ReLU(), nn.Linear(100, 3))
+    criterion = nn.CrossEntropyLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    started = time.perf_counter()
+    last = math.nan
+    for _ in range(spec.epochs):
+        y_pred = model(x)
+        loss = criterion(y_pred, y)
+        _, predicted = torch.max(y_pred, 1)
+        (y == predicted).sum().float() / len(y)
+        last = loss.item()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started, last
+
+
+def engine(spec: JobSpec) -> tuple[float, float]:
+    """train() end to end with no-op hooks. (seconds, last epoch's loss)"""
+    hooks = NoHooks()
+    started = time.perf_counter()
+    train(spec, device=CPU, hooks=hooks)
+    return time.perf_counter() - started, hooks.last.loss
+
+
+def compare(
+    name: str,
+    *,
+    tutorial: Callable[[JobSpec], tuple[float, float]],
+    spec: JobSpec,
+    repeats: int,
+) -> None:
+    normalised = plan(spec, data=describe_dataset(spec.dataset)).spec
+    times: dict[str, list[float]] = {"tutorial": [], "engine": []}
+    losses: dict[str, float] = {}
+    for _ in range(repeats):
+        for label, run in (("tutorial", tutorial), ("engine", engine)):
+            seconds, losses[label] = run(normalised)
+            times[label].append(seconds)
+    tutorial_median = statistics.median(times["tutorial"])
+    engine_median = statistics.median(times["engine"])
+    print(f"{name}  ({repeats} repeats, {torch.get_num_threads()} threads)")
+    for label, median in (("tutorial", tutorial_median), ("engine", engine_median)):
+        runs = " ".join(f"{t:.2f}" for t in times[label])
+        print(f"  {label:8s} median {median:7.3f} s   runs: {runs}   last loss {losses[label]:.6f}")
+    print(f"  speed-up (tutorial / engine): {tutorial_median / engine_median:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=100, help="seed 002 epochs (default 100)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of each (default 5)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    compare(
+        "seed 002: SimpleNN, 1000 x 784, batch 64, Adam",
+        tutorial=tutorial_002,
+        spec=simple_nn_spec(args.epochs),
+        repeats=args.repeats,
+    )
+    compare(
+        "seed 001: spiral ReLU + Adam, full batch, 1000 steps",
+        tutorial=tutorial_001,
+        spec=spiral_spec(),
+        repeats=args.repeats,
+    )
+
+
+if __name__ == "__main__":
+    main()
