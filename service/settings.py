@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads per worker for torch; 0 leaves torch's default (all cores). `service up` gives
+    # each of its workers an equal share of the cores instead, so they do not oversubscribe them.
+    torch_threads: int = Field(default=0, ge=0)
 
     # A worker renews its lease every lease_seconds / 3; a job whose lease lapses is requeued.
     lease_seconds: float = Field(default=30.0, gt=0)

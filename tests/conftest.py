@@ -66,7 +66,13 @@ def settings(database_url: str, tmp_path: Path, settings_overrides: dict[str, ob
 
 def make_settings(**overrides: object) -> Settings:
     """Settings for a test: short leases and polls so the queue moves quickly."""
-    values: dict[str, object] = {"lease_seconds": 5.0, "poll_seconds": 0.05, "device": "cpu"}
+    values: dict[str, object] = {
+        "lease_seconds": 5.0,
+        "poll_seconds": 0.05,
+        "device": "cpu",
+        # Several worker processes share two cores in these tests.
+        "torch_threads": 1,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -63,10 +63,9 @@ def start_service(
     settings: Settings, *args: str, log_path: str | None = None
 ) -> subprocess.Popen[bytes]:
     """`python -m service.cli ARGS` with these settings; output to log_path if given."""
-    output = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "service.cli", *args],
-        env=service_env(settings),
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "service.cli", *args]
+    if log_path is None:
+        return subprocess.Popen(command, env=service_env(settings), stdout=subprocess.DEVNULL)
+    # The child gets its own descriptor for the log; the parent's copy can close at once.
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT)

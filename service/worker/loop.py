@@ -28,6 +28,8 @@ class Worker:
         self.settings = settings
         self.sessions = sessions
         self.device = pick_device(settings.device)
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         # Set by SIGTERM/SIGINT: finish the epoch, checkpoint, hand the job back, exit.
         self.shutdown = threading.Event()

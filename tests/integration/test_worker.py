@@ -176,7 +176,7 @@ def test_two_workers_racing_run_each_of_50_jobs_exactly_once(
 def test_a_job_past_its_wall_clock_limit_fails_keeping_its_checkpoint(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    [job_id] = queue(sessions, settings, epochs=10_000_000, checkpoint_every=1_000_000)
+    [job_id] = queue(sessions, settings, epochs=1_000_000, checkpoint_every=100_000)
 
     Worker(settings=settings, sessions=sessions).run_once()
 
