@@ -128,7 +128,9 @@ def _output_hint(traced: TracedNetwork, *, size: int) -> str:
     return f"end the network with a layer giving {size} features per sample, e.g. a Linear"
 
 
-def _check_output(traced: TracedNetwork, *, data: DataShape, loss: LossName) -> None:
+def _check_output(
+    traced: TracedNetwork, *, data: DataShape, loss: LossName, task_inferred: bool
+) -> None:
     """The network's output must fit the task's targets and the loss."""
     if loss == "bce_with_logits" and data.num_classes != 2:
         raise InvalidSpec(
@@ -150,6 +152,8 @@ def _check_output(traced: TracedNetwork, *, data: DataShape, loss: LossName) -> 
         fix = _output_hint(traced, size=expected[0])
     else:
         fix = f"change the layers so the output has shape {format_shape((0, *expected))}"
+    if task_inferred and data.task == "classification":
+        fix += "; or, if the targets are values rather than classes, set task 'regression'"
     raise InvalidSpec(
         f"the network's output has shape {format_shape(output)} but the dataset has {what}; {fix}"
     )
@@ -195,7 +199,11 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     data = _for_task(data, spec.task)
     loss = _choose_loss(spec, data)
     traced = trace_network(spec.model.layers, input_shape=data.input_shape)
-    _check_output(traced, data=data, loss=loss)
+    # Integer targets of inline or uploaded data read as classes unless the spec says otherwise.
+    labels_guessed = spec.task is None and isinstance(
+        spec.dataset, specs.InlineData | specs.UploadedData
+    )
+    _check_output(traced, data=data, loss=loss, task_inferred=labels_guessed)
     _check_batches(spec, data=data, traced=traced)
     fields = spec.model_dump()
     fields.update(

@@ -37,14 +37,14 @@ class _SizeRule:
 
     field: str
     dim: int
-    where: str
+    where: str  # "... {}" with the size in place of {}
     ranks: tuple[int, ...] | None = None  # batch dimension included; None: any
     form: str = ""
 
 
-_CHANNELS = "channels (dimension 1)"
+_CHANNELS = "{} channels in dimension 1"
 SIZE_RULES: dict[type[specs.Strict], _SizeRule] = {
-    specs.Linear: _SizeRule("in_features", -1, "last dimension"),
+    specs.Linear: _SizeRule("in_features", -1, "last dimension {}"),
     specs.Conv1d: _SizeRule("in_channels", 1, _CHANNELS, (3,), "[N, C, L] (C: in_channels)"),
     specs.Conv2d: _SizeRule("in_channels", 1, _CHANNELS, (4,), "[N, C, H, W] (C: in_channels)"),
     specs.BatchNorm1d: _SizeRule(
@@ -81,7 +81,7 @@ def fill_sizes(layer: specs.LayerSpec, *, index: int, shape: tuple[int, ...]) ->
             index=index,
             layer=layer,
             message=f"expects inputs of shape {rule.form}, got shape {format_shape(shape)}; "
-            "reshape the data or add an Unflatten layer before it",
+            "reshape them with a Flatten or Unflatten layer before it",
         )
     given, actual = getattr(layer, rule.field), shape[rule.dim]
     if given is None:
@@ -90,7 +90,7 @@ def fill_sizes(layer: specs.LayerSpec, *, index: int, shape: tuple[int, ...]) ->
         raise _fail(
             index=index,
             layer=layer,
-            message=f"expects inputs with {rule.where} {given} ({rule.field}), "
+            message=f"expects inputs with {rule.where.format(given)} ({rule.field}), "
             f"got shape {format_shape(shape)}; set {rule.field} to {actual} or leave it out",
         )
     return layer

@@ -162,4 +162,3 @@ def upload_shape(x: np.ndarray, y: np.ndarray) -> DataShape:
         num_classes=None,
         target_shape=tuple(y.shape[1:]) or (1,),
     )
-
