@@ -249,11 +249,12 @@ def train(
                 )
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
-        if not math.isfinite(loss):
-            raise TrainingFailed(
-                f"loss became {loss} at epoch {epoch}; lower the learning rate "
-                f"(now {lr:g}), set max_grad_norm, or set standardize true"
-            )
+        for name, value in (("loss", loss), ("validation loss", val_loss)):
+            if value is not None and not math.isfinite(value):
+                raise TrainingFailed(
+                    f"{name} became {value} at epoch {epoch}; lower the learning rate "
+                    f"(now {lr:g}), set max_grad_norm, or set standardize true"
+                )
         if schedule is not None:
             schedule.step()
         metrics = EpochMetrics(
