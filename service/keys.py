@@ -4,6 +4,10 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -30,16 +34,58 @@ def create_key(session: Session, *, name: str) -> tuple[ApiKey, str]:
     return row, key
 
 
-def authenticate(session: Session, *, authorization: str | None) -> ApiKey:
+def bearer_key(authorization: str | None) -> str:
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthorized("send your API key as 'Authorization: Bearer <key>'")
-    row = repository.find_api_key(session, key_hash=hash_key(key.strip()))
+    return key.strip()
+
+
+def authenticate(
+    session: Session, *, authorization: str | None, cache: "KeyCache | None" = None
+) -> ApiKey:
+    key_hash = hash_key(bearer_key(authorization))
+    row = repository.find_api_key(session, key_hash=key_hash)
     if row is None:
         raise Unauthorized(
             "the API key is not valid; create one with `service keys create --name NAME`"
         )
+    if cache is not None:
+        cache.put(key_hash, row)
     return row
+
+
+class KeyCache:
+    """Keys that authenticated in the last `ttl` seconds, so a busy client's requests skip the
+    database. Only known keys are kept (at most `capacity`), so unknown ones cannot fill it."""
+
+    def __init__(
+        self, *, ttl: float, capacity: int = 1024, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, authorization: str | None) -> ApiKey | None:
+        """The cached row for this header, or None (unknown, expired or malformed)."""
+        try:
+            key_hash = hash_key(bearer_key(authorization))
+        except Unauthorized:
+            return None
+        with self._lock:
+            entry = self._entries.get(key_hash)
+            if entry is None or entry[0] < self.clock():
+                return None
+            return entry[1]
+
+    def put(self, key_hash: str, row: ApiKey) -> None:
+        with self._lock:
+            self._entries[key_hash] = (self.clock() + self.ttl, row)
+            self._entries.move_to_end(key_hash)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
 
 
 def ensure_first_key(session: Session, *, key_file: Path) -> str | None:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # Periodic checkpoints kept per job besides best and final.
     keep_periodic_checkpoints: int = Field(default=3, ge=1)
 
+    # How long the api trusts an API key it has looked up before looking it up again.
+    key_cache_seconds: float = Field(default=60.0, ge=0)
+
     # Inference. Loaded networks kept in memory, least recently used evicted first.
     predict_cache_size: int = Field(default=16, ge=1)
     # Merge concurrent predict requests for one checkpoint into one forward pass.

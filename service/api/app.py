@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service import migrations
+from service import keys, migrations
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.routes import checkpoints, datasets, health, jobs, predictions
@@ -34,7 +34,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
     app.state.schema_head = migrations.head_revision()
-    app.state.predictor = Predictor(settings=settings)
+    app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
+    app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

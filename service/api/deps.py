@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import keys
@@ -41,11 +42,22 @@ ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 
 
-def _caller(
-    session: ReadSession,
+async def _caller(
+    request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
 ) -> ApiKey:
-    return keys.authenticate(session, authorization=authorization)
+    """The key's row: from the key cache, else looked up in a transaction of its own, so no
+    request holds a pooled connection while it waits for something else."""
+    cache: keys.KeyCache = request.app.state.key_cache
+    row = cache.get(authorization)
+    if row is not None:
+        return row
+
+    def lookup() -> ApiKey:
+        with transaction(_sessions(request)) as session:
+            return keys.authenticate(session, authorization=authorization, cache=cache)
+
+    return await run_in_threadpool(lookup)
 
 
 Caller = Annotated[ApiKey, Depends(_caller)]

@@ -5,12 +5,18 @@ and loads: the API key (deps), the resolution of a settled job's checkpoint refe
 in a final state never gets another checkpoint), and the loaded networks (LRU by job, epoch
 and sha256). A running job's reference is resolved again on every request with one metadata
 query, so `latest` follows its training.
+
+The predict path opens its own short read transaction, inside the worker thread that needs it,
+rather than taking the request's session: a pooled connection held across the awaits of a busy
+async route (batching, thread hand-offs) starves the pool, and the threads waiting for a
+connection then starve the requests that hold one.
 """
 
 import anyio.to_thread
 import numpy as np
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.db import transaction
 from service.errors import NotFound
 from service.inference import loading, requests, responses
 from service.inference.batching import Batcher
@@ -28,7 +34,8 @@ PARSE_IN_THREAD_BYTES = 256 * 1024
 
 
 class Predictor:
-    def __init__(self, *, settings: Settings) -> None:
+    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
         self.device = pick_device(settings.device)
         self.max_rows = settings.max_predict_rows
         self.networks = NetworkCache(capacity=settings.predict_cache_size)
@@ -78,7 +85,6 @@ class Predictor:
 
     async def predict(
         self,
-        session: Session,
         *,
         job_id: str,
         owner_id: str,
@@ -99,15 +105,20 @@ class Predictor:
         else:
             request = decode()
         ref = request.checkpoint
-        target = self._settled(job_id=job_id, owner_id=owner_id, ref=ref)
-        if target is None:
-            target = await anyio.to_thread.run_sync(
-                lambda: self.resolve(session, job_id=job_id, owner_id=owner_id, ref=ref)
-            )
-        loaded = self.networks.get(target.key)
-        if loaded is None:
-            resolved = target
-            loaded = await anyio.to_thread.run_sync(lambda: self.load(session, target=resolved))
+        settled = self._settled(job_id=job_id, owner_id=owner_id, ref=ref)
+        cached = None if settled is None else self.networks.get(settled.key)
+        if settled is not None and cached is not None:
+            target, loaded = settled, cached
+        else:
+
+            def resolve_and_load() -> tuple[Target, LoadedNetwork]:
+                with transaction(self.sessions) as session:
+                    found = settled or self.resolve(
+                        session, job_id=job_id, owner_id=owner_id, ref=ref
+                    )
+                    return found, self.load(session, target=found)
+
+            target, loaded = await anyio.to_thread.run_sync(resolve_and_load)
         inputs = requests.check_inputs(
             request.inputs, input_shape=loaded.input_shape, max_rows=self.max_rows
         )

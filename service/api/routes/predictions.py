@@ -51,7 +51,6 @@ async def predict(
     job_id: str,
     request: Request,
     caller: Caller,
-    session: ReadSession,
     predictor: PredictorDep,
     checkpoint: Annotated[
         str | None,
@@ -64,7 +63,6 @@ async def predict(
     latest). Works while the job runs. JSON (`{"inputs": [...]}`) or a `.npy` array."""
     body = await request.body()
     answer = await predictor.predict(
-        session,
         job_id=job_id,
         owner_id=caller.id,
         body=body,
