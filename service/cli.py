@@ -124,8 +124,11 @@ def up(settings: Settings) -> int:
     """Migrate, make the first key if needed, start the workers, then serve until Ctrl-C."""
     migrate(settings)
     ensure_first_key(settings)
+    env = dict(os.environ)
+    if settings.torch_threads == 0 and settings.workers:
+        env["SERVICE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     workers = [
-        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"])
+        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
         for _ in range(settings.workers)
     ]
     print(

@@ -58,7 +58,7 @@ def spiral_spec(**overrides: Any) -> dict[str, Any]:
 
 
 def stochastic_spec(**overrides: Any) -> dict[str, Any]:
-    """Everything a resume must restore exactly: shuffled mini-batches, Dropout, Adam, a schedule."""
+    """All a resume must restore exactly: shuffled mini-batches, Dropout, Adam, a schedule."""
     spec: dict[str, Any] = {
         "name": "stochastic",
         "dataset": {"kind": "sum_bins", "samples": 256, "features": 16},

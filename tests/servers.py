@@ -68,4 +68,6 @@ def start_service(
         return subprocess.Popen(command, env=service_env(settings), stdout=subprocess.DEVNULL)
     # The child gets its own descriptor for the log; the parent's copy can close at once.
     with open(log_path, "wb") as log:
-        return subprocess.Popen(command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT
+        )

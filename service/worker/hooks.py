@@ -114,4 +114,6 @@ class DatabaseHooks:
 
     def should_stop(self) -> bool:
         self.out_of_time = jobs.now() > self.deadline
-        return self.cancel_requested or self.lease_lost or self.out_of_time or self.shutdown.is_set()
+        return (
+            self.cancel_requested or self.lease_lost or self.out_of_time or self.shutdown.is_set()
+        )

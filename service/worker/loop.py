@@ -90,8 +90,11 @@ class Worker:
             self._end(job_id, lease_token, status="succeeded")
         elif hooks.out_of_time:
             limit = self.settings.max_job_seconds
-            error = f"stopped at epoch {outcome.epoch}: the job ran past {limit:g} s (SERVICE_MAX_JOB_SECONDS)"
-            self._end(job_id, lease_token, status="failed", error=error)
+            reason = (
+                f"stopped at epoch {outcome.epoch}: "
+                f"the job ran past {limit:g} s (SERVICE_MAX_JOB_SECONDS)"
+            )
+            self._end(job_id, lease_token, status="failed", error=reason)
         elif hooks.cancel_requested:
             self._end(job_id, lease_token, status="cancelled")
         elif not hooks.lease_lost:

@@ -52,14 +52,18 @@ def test_random_sigkills_lose_nothing_and_never_double_run(
 
     def start() -> None:
         nonlocal started
-        running[started] = start_service(settings, "worker", log_path=str(tmp_path / f"worker-{started}.log"))
+        running[started] = start_service(
+            settings, "worker", log_path=str(tmp_path / f"worker-{started}.log")
+        )
         started += 1
 
     for _ in range(WORKERS):
         start()
     deadline = time.monotonic() + 300
     try:
-        while any(read(sessions, j).status not in ("succeeded", "failed", "cancelled") for j in job_ids):
+        while any(
+            read(sessions, j).status not in ("succeeded", "failed", "cancelled") for j in job_ids
+        ):
             assert time.monotonic() < deadline, "jobs did not finish"
             time.sleep(chaos.uniform(0.5, 2.5))
             if len(kills) < KILLS:
@@ -93,7 +97,9 @@ def test_random_sigkills_lose_nothing_and_never_double_run(
         for moment, number, what in sorted(job_events):
             if what == "claimed":
                 if holder is not None:
-                    assert holder in kills, f"{job_id}: worker {number} claimed it while {holder} ran it"
+                    assert holder in kills, (
+                        f"{job_id}: worker {number} claimed it while {holder} ran it"
+                    )
                     assert kills[holder] <= moment, f"{job_id}: claimed before its holder died"
                 holder = number
             elif number == holder:

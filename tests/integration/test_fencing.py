@@ -1,4 +1,4 @@
-"""A worker that lost its lease writes nothing: metrics, checkpoints, status and heartbeat all fail."""
+"""A worker that lost its lease writes nothing: metrics, checkpoints, status, heartbeat."""
 
 import threading
 from datetime import timedelta
@@ -16,8 +16,12 @@ from service.training.hooks import Checkpoint, EpochMetrics
 from service.worker.hooks import DatabaseHooks
 from tests.integration.test_worker import queue, read
 
-METRICS = EpochMetrics(epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1)
-CHECKPOINT = Checkpoint(epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s")
+METRICS = EpochMetrics(
+    epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1
+)
+CHECKPOINT = Checkpoint(
+    epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s"
+)
 
 
 def claim(sessions: sessionmaker[Session], settings: Settings, token: str) -> Job:
@@ -27,7 +31,9 @@ def claim(sessions: sessionmaker[Session], settings: Settings, token: str) -> Jo
     return job
 
 
-def hooks_for(sessions: sessionmaker[Session], settings: Settings, job: Job, token: str) -> DatabaseHooks:
+def hooks_for(
+    sessions: sessionmaker[Session], settings: Settings, job: Job, token: str
+) -> DatabaseHooks:
     assert job.started_at is not None
     return DatabaseHooks(
         sessions=sessions,
@@ -42,7 +48,9 @@ def hooks_for(sessions: sessionmaker[Session], settings: Settings, job: Job, tok
 def expire_lease(sessions: sessionmaker[Session], job_id: str) -> None:
     with transaction(sessions, immediate=True) as session:
         session.execute(
-            update(Job).where(Job.id == job_id).values(lease_expires_at=jobs.now() - timedelta(seconds=1))
+            update(Job)
+            .where(Job.id == job_id)
+            .values(lease_expires_at=jobs.now() - timedelta(seconds=1))
         )
 
 

@@ -182,7 +182,9 @@ def test_a_job_past_its_wall_clock_limit_fails_keeping_its_checkpoint(
 
     job = read(sessions, job_id)
     assert job.status == "failed"
-    assert job.error == f"stopped at epoch {job.epoch}: the job ran past 1 s (SERVICE_MAX_JOB_SECONDS)"
+    assert (
+        job.error == f"stopped at epoch {job.epoch}: the job ran past 1 s (SERVICE_MAX_JOB_SECONDS)"
+    )
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
     assert latest is not None

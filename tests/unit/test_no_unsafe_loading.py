@@ -23,16 +23,34 @@ def unsafe_calls(tree: ast.AST) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         func = node.func
-        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        owner = func.value.id if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) else ""
+        name = (
+            func.id
+            if isinstance(func, ast.Name)
+            else func.attr
+            if isinstance(func, ast.Attribute)
+            else ""
+        )
+        owner = (
+            func.value.id
+            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            else ""
+        )
         where = f"line {node.lineno}"
         if name in ("eval", "exec") and isinstance(func, ast.Name):
             found.append(f"{where}: {name}()")
         if owner in ("pickle", "cPickle", "dill", "joblib") and name in ("load", "loads"):
             found.append(f"{where}: {owner}.{name}()")
-        if owner == "torch" and name == "load" and not is_constant(keyword(node, "weights_only"), True):
+        if (
+            owner == "torch"
+            and name == "load"
+            and not is_constant(keyword(node, "weights_only"), True)
+        ):
             found.append(f"{where}: torch.load without weights_only=True")
-        if owner == "np" and name == "load" and not is_constant(keyword(node, "allow_pickle"), False):
+        if (
+            owner == "np"
+            and name == "load"
+            and not is_constant(keyword(node, "allow_pickle"), False)
+        ):
             found.append(f"{where}: np.load without allow_pickle=False")
     return found
 
