@@ -7,8 +7,9 @@ before the response is sent, so a client that got 202 can read what it created a
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import keys
@@ -42,12 +43,20 @@ ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 
 
+# A security scheme, so the OpenAPI document (and clients generated from it) knows every /v1
+# route needs the key; auto_error=False leaves the wording of the 401 to keys.authenticate.
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key: `service keys create` or data/api-key"
+)
+
+
 async def _caller(
     request: Request,
-    authorization: Annotated[str | None, Header(description="Bearer <API key>")] = None,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     """The key's row: from the key cache, else looked up in a transaction of its own, so no
     request holds a pooled connection while it waits for something else."""
+    authorization = f"Bearer {credentials.credentials}" if credentials else None
     cache: keys.KeyCache = request.app.state.key_cache
     row = cache.get(authorization)
     if row is not None:

@@ -57,6 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's only 400: a body it could not decode (not UTF-8, or cut short).
+            detail = f"the request body could not be read ({error.detail}); send UTF-8 JSON"
+            return error_response(422, "InvalidRequest", detail)
         name = HTTP_ERROR_NAMES.get(error.status_code, "HTTPError")
         return error_response(error.status_code, name, str(error.detail), dict(error.headers or {}))
 

@@ -167,3 +167,12 @@ def test_twenty_parallel_identical_submissions_make_one_job(client: httpx.Client
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["id"] for r in responses}) == 1
     assert len(client.get("/v1/jobs").json()["jobs"]) == 1
+
+
+def test_a_body_that_is_not_utf8_is_422(client: httpx.Client) -> None:
+    response = client.post(
+        "/v1/jobs", content=b"\xff]\xfe", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == "InvalidRequest"
+    assert response.json()["detail"].endswith("send UTF-8 JSON")
