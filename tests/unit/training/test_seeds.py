@@ -4,6 +4,10 @@ from typing import Any
 
 import pytest
 import safetensors.torch
+import torch
+from torch import nn
+
+from service.training.datasets import make_dataset
 
 from .factories import planned, run
 
@@ -44,6 +48,40 @@ def test_seed_001_spiral(
     assert round(final.loss, 6) == loss
     assert final.accuracy is not None
     assert round(final.accuracy, 3) == accuracy
+
+
+def tutorial_losses(*, relu: bool, optimizer: str, steps: int) -> list[float]:
+    """Seed 001's own loop, in its order (seed, data, network, steps): every step's loss."""
+    torch.manual_seed(12345)
+    x, y = make_dataset(planned(**spiral_job(layers=SPIRAL_LINEAR, optimizer=optimizer)).dataset)
+    hidden = [nn.ReLU()] if relu else []
+    model = nn.Sequential(nn.Linear(2, 100), *hidden, nn.Linear(100, 3))
+    optimizer_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
+    step = optimizer_class(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    criterion = nn.CrossEntropyLoss()
+    losses = []
+    for _ in range(steps):
+        loss = criterion(model(x), y)
+        losses.append(loss.item())
+        step.zero_grad()
+        loss.backward()
+        step.step()
+    return losses
+
+
+def test_sgd_gives_the_tutorial_loop_losses_bit_for_bit() -> None:
+    spec = planned(**{**spiral_job(layers=SPIRAL_LINEAR, optimizer="sgd"), "epochs": 100})
+    _, hooks = run(spec)
+    assert hooks.losses == tutorial_losses(relu=False, optimizer="sgd", steps=100)
+
+
+def test_fused_adam_stays_within_rounding_of_the_tutorial_loop() -> None:
+    # The engine's Adam is torch's fused kernel (see optimizers.py); the tutorial ran the default.
+    spec = planned(**{**spiral_job(layers=SPIRAL_RELU, optimizer="adam"), "epochs": 100})
+    _, hooks = run(spec)
+    expected = tutorial_losses(relu=True, optimizer="adam", steps=100)
+    torch.testing.assert_close(hooks.losses, expected, rtol=1e-5, atol=0)
+    assert hooks.losses[0] == expected[0]  # the same data and initial weights
 
 
 def test_seed_004_quadratic_regression() -> None:
