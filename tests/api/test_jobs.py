@@ -1,5 +1,6 @@
 """/v1/jobs over real HTTP against a migrated database."""
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -176,3 +177,43 @@ def test_a_body_that_is_not_utf8_is_422(client: httpx.Client) -> None:
     assert response.status_code == 422
     assert response.json()["error"] == "InvalidRequest"
     assert response.json()["detail"].endswith("send UTF-8 JSON")
+
+
+def test_a_body_streamed_without_content_length_is_cut_off_at_the_limit(
+    client: httpx.Client, settings: Settings
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b" " * 65536
+
+    response = client.post(
+        "/v1/jobs", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.json()["error"] == "PayloadTooLarge"
+
+
+def test_a_two_billion_parameter_network_is_refused_without_being_built(
+    client: httpx.Client,
+) -> None:
+    # 8 GB of float32 if it were allocated; planned on the meta device it costs nothing.
+    layers = [
+        {"type": "Linear", "out_features": 100_000},
+        {"type": "Linear", "out_features": 20_000},
+    ]
+    spec = tiny_spec(model={"layers": [*layers, {"type": "Linear", "out_features": 2}]})
+    response = client.post("/v1/jobs", json=spec)
+
+    assert response.status_code == 422
+    # (2*100000 + 100000) + (100000*20000 + 20000) + (20000*2 + 2)
+    assert "2,000,360,002 parameters" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_sample_epochs": 1000}])
+def test_too_many_samples_times_epochs_is_422(client: httpx.Client) -> None:
+    response = client.post("/v1/jobs", json=tiny_spec(epochs=200))
+    assert response.status_code == 422
+    assert "8 samples x 200 epochs = 1,600" in response.json()["detail"]
+    assert "SERVICE_MAX_SAMPLE_EPOCHS" in response.json()["detail"]
