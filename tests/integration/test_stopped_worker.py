@@ -1,4 +1,4 @@
-"""A worker frozen with SIGSTOP past its lease, then thawed: it writes nothing and abandons the job."""
+"""A worker frozen with SIGSTOP past its lease, then thawed, writes nothing and abandons the job."""
 
 import signal
 import threading
