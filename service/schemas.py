@@ -166,3 +166,17 @@ class EvaluateOut(BaseModel):
     mse: float | None = None
     mae: float | None = None
     r2: float | None = Field(default=None, description="Averaged over outputs; null if constant.")
+
+
+# --- event streams ------------------------------------------------------------------------------
+
+
+class StatusEventOut(BaseModel):
+    """The data of a `status` event on GET /v1/jobs/{id}/events."""
+
+    status: JobStatus
+    epoch: int = Field(description="The last epoch whose metrics are stored.")
+    epochs: int
+    attempt: int
+    error: str | None
+    cancel_requested: bool

@@ -53,6 +53,17 @@ class Settings(BaseSettings):
     # Samples one evaluate request may generate or read.
     max_evaluate_samples: int = Field(default=1_000_000, ge=1)
 
+    # Event streams. One poller per api process reads what changed for every watched job, this
+    # often, in one query per tick; idle streams get a comment this often to keep proxies open.
+    events_poll_seconds: float = Field(default=0.5, gt=0)
+    events_keepalive_seconds: float = Field(default=15.0, gt=0)
+
+    # Plots. Rendered PNGs kept per checkpoint (or per metrics state), least recently used
+    # evicted first; the most samples a plot draws (more are thinned evenly; a dataset spec
+    # to plot that would generate more is refused).
+    plot_cache_size: int = Field(default=64, ge=1)
+    max_plot_samples: int = Field(default=100_000, ge=1)
+
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":
         if not self.database_url:

@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from service import keys, migrations
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
-from service.api.routes import checkpoints, datasets, health, jobs, predictions
+from service.api.routes import checkpoints, datasets, events, health, jobs, predictions
 from service.db import make_engine, make_session_factory
+from service.events import EventHub
 from service.inference.predictor import Predictor
 from service.settings import Settings
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.events.close()
         engine.dispose()
 
     app = FastAPI(
@@ -36,6 +38,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.schema_head = migrations.head_revision()
     app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
     app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)
+    app.state.events = EventHub(
+        sessions=app.state.sessions, poll_seconds=settings.events_poll_seconds
+    )
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -44,4 +49,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(datasets.router)
     app.include_router(checkpoints.router)
     app.include_router(predictions.router)
+    app.include_router(events.router)
     return app
