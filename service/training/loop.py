@@ -28,7 +28,7 @@ from service.training.checkpoints import (
 from service.training.datasets import make_dataset
 from service.training.hooks import Checkpoint, CheckpointKind, EpochMetrics, Resume, TrainingHooks
 from service.training.losses import LOSSES, LossFunction
-from service.training.metrics import EpochTotals
+from service.training.metrics import EpochTotals, read_totals
 from service.training.networks import build_network
 from service.training.optimizers import build_optimizer, build_schedule, clip_gradients, current_lr
 from service.training.standardize import Standardization
@@ -227,7 +227,6 @@ def train(
         started = time.perf_counter()
         lr = current_lr(optimizer)
         totals = EpochTotals(device=device, loss=loss_name, classification=classification)
-        val_loss, val_accuracy = None, None
         try:
             _train_epoch(
                 network,
@@ -237,16 +236,21 @@ def train(
                 totals=totals,
                 max_grad_norm=spec.max_grad_norm,
             )
-            loss, accuracy = totals.read()
+            measured = [totals]
             if data.validation is not None:
-                val_loss, val_accuracy = validation.evaluate(
-                    network,
-                    data=data.validation,
-                    loss_function=loss_function,
-                    loss=loss_name,
-                    classification=classification,
-                    batch_size=spec.batch_size,
+                measured.append(
+                    validation.evaluate(
+                        network,
+                        data=data.validation,
+                        loss_function=loss_function,
+                        loss=loss_name,
+                        classification=classification,
+                        batch_size=spec.batch_size,
+                    )
                 )
+            # The epoch's one sync: every number leaves the device here, together.
+            (loss, accuracy), *validated = read_totals(*measured)
+            val_loss, val_accuracy = validated[0] if validated else (None, None)
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
         for name, value in (("loss", loss), ("validation loss", val_loss)):

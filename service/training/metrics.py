@@ -28,8 +28,15 @@ class EpochTotals:
             )
         self.samples += size
 
-    def read(self) -> tuple[float, float | None]:
-        """(mean loss, accuracy or None): the epoch's one device-to-host sync."""
-        loss_sum, correct = torch.stack((self.loss_sum, self.correct.double())).tolist()
-        accuracy = correct / self.samples if self.classification else None
-        return loss_sum / self.samples, accuracy
+
+def read_totals(*totals: EpochTotals) -> list[tuple[float, float | None]]:
+    """(mean loss, accuracy or None) of each, all with one device-to-host sync."""
+    sums = torch.stack([t for each in totals for t in (each.loss_sum, each.correct.double())])
+    values = sums.tolist()
+    return [
+        (
+            values[2 * i] / each.samples,
+            values[2 * i + 1] / each.samples if each.classification else None,
+        )
+        for i, each in enumerate(totals)
+    ]

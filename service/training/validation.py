@@ -35,8 +35,9 @@ def evaluate(
     loss: LossName,
     classification: bool,
     batch_size: int | None,
-) -> tuple[float, float | None]:
-    """(loss, accuracy or None) on `data` in eval mode, in batches of the training batch size."""
+) -> EpochTotals:
+    """Loss and accuracy sums over `data` in eval mode, in batches of the training batch size;
+    read them with metrics.read_totals."""
     inputs, targets = data
     totals = EpochTotals(device=inputs.device, loss=loss, classification=classification)
     step = batch_size or len(inputs)
@@ -48,4 +49,4 @@ def evaluate(
             totals.add(loss=loss_function(output, y), output=output, target=y)
     finally:
         network.train()
-    return totals.read()
+    return totals
