@@ -156,7 +156,7 @@ def compare(
     print(f"{name}  ({repeats} repeats, {torch.get_num_threads()} threads)")
     for label, median in (("tutorial", tutorial_median), ("engine", engine_median)):
         runs = " ".join(f"{t:.2f}" for t in times[label])
-        print(f"  {label:8s} median {median:7.3f} s   runs: {runs}   last loss {losses[label]:.6f}")
+        print(f"  {label:8s} median {median:7.3f} s   runs: {runs}   last loss {losses[label]:.8f}")
     print(f"  speed-up (tutorial / engine): {tutorial_median / engine_median:.2f}x")
 
 
