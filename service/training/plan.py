@@ -86,7 +86,7 @@ def describe_dataset(dataset: DatasetSpec, *, uploaded: DataShape | None = None)
             return uploaded
 
 
-def _for_task(data: DataShape, task: Task | None) -> DataShape:
+def _for_task(data: DataShape, *, task: Task | None) -> DataShape:
     """The data as the job's task reads it: class labels may serve as regression values."""
     if task is None or task == data.task:
         return data
@@ -98,7 +98,7 @@ def _for_task(data: DataShape, task: Task | None) -> DataShape:
     )
 
 
-def _choose_loss(spec: JobSpec, data: DataShape) -> LossName:
+def _choose_loss(spec: JobSpec, *, data: DataShape) -> LossName:
     loss = spec.loss or DEFAULT_LOSS[data.task]
     if (data.task == "classification") != (loss in CLASSIFICATION_LOSSES):
         raise InvalidSpec(
@@ -196,8 +196,8 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
 
     Idempotent: planning a normalised spec again returns an equal spec.
     """
-    data = _for_task(data, spec.task)
-    loss = _choose_loss(spec, data)
+    data = _for_task(data, task=spec.task)
+    loss = _choose_loss(spec, data=data)
     traced = trace_network(spec.model.layers, input_shape=data.input_shape)
     # Integer targets of inline or uploaded data read as classes unless the spec says otherwise.
     labels_guessed = spec.task is None and isinstance(

@@ -22,7 +22,7 @@ ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_MAGIC = b"\x80"
 
 
-def _find_bad_cell(header: list[str], rows: list[list[str]]) -> None:
+def _find_bad_cell(*, header: list[str], rows: list[list[str]]) -> None:
     """Raise InvalidUpload naming the first row or cell that is not a finite number."""
     for line, row in enumerate(rows, start=2):
         if len(row) != len(header):
@@ -74,7 +74,7 @@ def _parse_csv(content: bytes) -> tuple[np.ndarray, np.ndarray]:
         or values.shape != (len(rows) - 1, len(header))
         or not np.isfinite(values).all()
     ):
-        _find_bad_cell(header, rows[1:])
+        _find_bad_cell(header=header, rows=rows[1:])
         raise InvalidUpload(f"the CSV cannot be read as numbers; expected {CSV_EXPECTED}")
     target = header.index("target")
     x = np.delete(values, target, axis=1).astype(np.float32)
