@@ -20,6 +20,7 @@ NPZ_EXPECTED = "an NPZ file (numpy.savez) with numeric arrays 'x' (samples first
 EXPECTED = f"expected {CSV_EXPECTED}, or {NPZ_EXPECTED}"
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_MAGIC = b"\x80"
+MAX_INFLATED_BYTES = 2**30  # 1 GiB of arrays, uncompressed
 
 
 def _find_bad_cell(*, header: list[str], rows: list[list[str]]) -> None:
@@ -83,6 +84,20 @@ def _parse_csv(content: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
     try:
+        # A compressed archive can inflate far beyond the body limit; refuse before inflating.
+        inflated = sum(
+            member.file_size for member in zipfile.ZipFile(io.BytesIO(content)).infolist()
+        )
+    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise InvalidUpload(
+            f"the NPZ file is not a readable zip archive ({exc}); {EXPECTED}"
+        ) from exc
+    if inflated > MAX_INFLATED_BYTES:
+        raise InvalidUpload(
+            f"the NPZ file's arrays take {inflated} bytes uncompressed, more than the "
+            f"{MAX_INFLATED_BYTES} allowed; upload fewer samples"
+        )
+    try:
         with np.load(io.BytesIO(content), allow_pickle=False) as archive:
             missing = [name for name in ("x", "y") if name not in archive.files]
             if missing:
@@ -91,8 +106,9 @@ def _parse_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
                     f"{' or '.join(missing)}; expected {NPZ_EXPECTED}"
                 )
             x, y = archive["x"], archive["y"]
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        # allow_pickle=False makes numpy refuse object arrays with a ValueError.
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
+        # allow_pickle=False makes numpy refuse object arrays with a ValueError; a header that
+        # declares a huge shape fails to allocate (MemoryError) or to read (ValueError).
         raise InvalidUpload(
             f"the NPZ file cannot be read as plain numeric arrays ({exc}); {EXPECTED}"
         ) from exc

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import InvalidUpload
+from service.training import uploads
 from service.training.shapes import DataShape
 from service.training.uploads import parse_upload, upload_shape
 
@@ -62,7 +63,7 @@ def test_npz_with_several_regression_outputs() -> None:
             npz(x=np.array([{"a": 1}], dtype=object), y=np.array([0])),
             "cannot be read as plain numeric arrays",
         ),
-        ("data.npz", b"PK\x03\x04 broken", "cannot be read as plain numeric arrays"),
+        ("data.npz", b"PK\x03\x04 broken", "is not a readable zip archive"),
         ("data.npz", b"x,target\n1,0\n", "is not a zip archive, so not an NPZ file"),
         (
             "data.npz",
@@ -89,6 +90,17 @@ def test_npz_with_several_regression_outputs() -> None:
 def test_unreadable_uploads_say_what_was_wrong(filename: str, content: bytes, message: str) -> None:
     with pytest.raises(InvalidUpload, match=re.escape(message)):
         parse_upload(filename=filename, content=content)
+
+
+def test_an_npz_that_inflates_past_the_limit_is_refused_before_inflating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, x=np.zeros((1000, 10)), y=np.zeros(1000, dtype=np.int64))
+    assert len(buffer.getvalue()) < 2000
+    monkeypatch.setattr(uploads, "MAX_INFLATED_BYTES", 50_000)
+    with pytest.raises(InvalidUpload, match="more than the 50000 allowed"):
+        parse_upload(filename="bomb.npz", content=buffer.getvalue())
 
 
 def test_negative_or_fractional_targets_are_regression() -> None:
