@@ -5,6 +5,7 @@ regression target. A job can still treat integer targets as values with `task: r
 """
 
 import math
+from typing import TypeGuard
 
 import torch
 
@@ -12,10 +13,17 @@ from service.errors import InvalidSpec
 from service.specs import InlineData
 from service.training.shapes import DataShape
 
+# Deeper nesting than this is a mistake, not data (images are [channels, height, width]).
+MAX_DEPTH = 8
 
-def _shape_of(value: object, *, where: str) -> tuple[int, ...]:
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return type(value) is int or type(value) is float  # not bool, although bool is an int
+
+
+def _shape_of(value: object, *, where: str, depth: int = 0) -> tuple[int, ...]:
     """The shape of a number or nested list of numbers; InvalidSpec naming the first bad entry."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if _is_number(value):
         if not math.isfinite(value):
             raise InvalidSpec(f"{where} is {value}; every entry must be a finite number")
         return ()
@@ -25,9 +33,14 @@ def _shape_of(value: object, *, where: str) -> tuple[int, ...]:
         )
     if not value:
         raise InvalidSpec(f"{where} is an empty list; every entry must hold at least one number")
-    first = _shape_of(value[0], where=f"{where}[0]")
+    if depth == MAX_DEPTH:
+        raise InvalidSpec(f"{where} nests lists deeper than {MAX_DEPTH} levels")
+    # The common case, a flat list of finite numbers, without a message built per number.
+    if all(map(_is_number, value)) and all(map(math.isfinite, value)):
+        return (len(value),)
+    first = _shape_of(value[0], where=f"{where}[0]", depth=depth + 1)
     for index, item in enumerate(value[1:], start=1):
-        shape = _shape_of(item, where=f"{where}[{index}]")
+        shape = _shape_of(item, where=f"{where}[{index}]", depth=depth + 1)
         if shape != first:
             raise InvalidSpec(
                 f"{where}[{index}] has shape {list(shape)} but {where}[0] has shape {list(first)}; "
