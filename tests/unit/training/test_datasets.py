@@ -160,6 +160,15 @@ def test_inline_data_that_is_ragged_or_not_numeric_is_refused(
         inline_shape(data)
 
 
+def test_inline_nesting_is_bounded() -> None:
+    deep: object = 0.5
+    for _ in range(9):
+        deep = [deep]
+    data = specs.InlineData(kind="inline", inputs=[deep], targets=[0])
+    with pytest.raises(InvalidSpec, match="nests lists deeper than 8 levels"):
+        inline_shape(data)
+
+
 def test_negative_class_labels_are_refused() -> None:
     data = specs.InlineData(kind="inline", inputs=[1, 2], targets=[0, -1])
     with pytest.raises(InvalidSpec, match="class label -1"):
