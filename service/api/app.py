@@ -8,10 +8,19 @@ from fastapi import FastAPI
 from service import keys, migrations
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
-from service.api.routes import checkpoints, datasets, events, health, jobs, predictions
+from service.api.routes import (
+    checkpoints,
+    datasets,
+    events,
+    health,
+    jobs,
+    plots,
+    predictions,
+)
 from service.db import make_engine, make_session_factory
 from service.events import EventHub
 from service.inference.predictor import Predictor
+from service.plots.plotter import Plotter
 from service.settings import Settings
 
 DESCRIPTION = """Train PyTorch networks from declarative job specs and serve their predictions.
@@ -38,6 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.schema_head = migrations.head_revision()
     app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
     app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)
+    app.state.plotter = Plotter(
+        settings=settings, sessions=app.state.sessions, predictor=app.state.predictor
+    )
     app.state.events = EventHub(
         sessions=app.state.sessions, poll_seconds=settings.events_poll_seconds
     )
@@ -50,4 +62,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(checkpoints.router)
     app.include_router(predictions.router)
     app.include_router(events.router)
+    app.include_router(plots.router)
     return app

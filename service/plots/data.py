@@ -1,0 +1,96 @@
+"""What a plot draws: a job's own samples, a dataset's, and whether a plot applies to a job."""
+
+import math
+
+import numpy as np
+import torch
+from sqlalchemy.orm import Session
+
+from service import datasets, repository, specs
+from service.errors import Conflict, NotFound
+from service.specs import JobSpec
+from service.training.datasets import make_dataset
+from service.training.plan import describe_dataset
+from service.training.shapes import DataShape
+
+# Values beyond this cannot be laid out on axes (their range overflows).
+LARGEST_DRAWABLE = 1e30
+
+Arrays = tuple[np.ndarray, np.ndarray]
+
+
+def job_shape(session: Session, *, spec: JobSpec) -> DataShape:
+    """The shapes of the data a job trained on, read as its task reads it."""
+    dataset = spec.dataset
+    if isinstance(dataset, specs.UploadedData):
+        row = repository.get_dataset(session, dataset_id=dataset.id)
+        if row is None:
+            raise NotFound(f"the dataset {dataset.id!r} this job trained on no longer exists")
+        data = DataShape(
+            samples=row.samples,
+            input_shape=tuple(row.input_shape),
+            task="classification" if row.task == "classification" else "regression",
+            num_classes=row.num_classes,
+            target_shape=tuple(row.target_shape),
+        )
+    else:
+        data = describe_dataset(dataset)
+    if spec.task == "regression" and data.task == "classification":
+        # Class labels the job reads as values.
+        return DataShape(
+            samples=data.samples,
+            input_shape=data.input_shape,
+            task="regression",
+            num_classes=None,
+            target_shape=(1,),
+        )
+    return data
+
+
+def job_samples(session: Session, *, spec: JobSpec) -> Arrays:
+    """The job's samples as its worker drew them: a generated dataset without a seed of its own
+    draws from the job's seeded stream first thing, which a generator seeded alike repeats
+    without touching this process's global random state."""
+    dataset = spec.dataset
+    if isinstance(dataset, specs.UploadedData):
+        return _arrays(datasets.load_arrays(session, dataset_id=dataset.id))
+    if not isinstance(dataset, specs.InlineData) and dataset.seed is None:
+        dataset = dataset.model_copy(update={"seed": spec.seed})
+    return _arrays(make_dataset(dataset))
+
+
+def spec_samples(dataset: specs.DatasetSpec) -> Arrays:
+    """A generated or inline dataset's samples (an uploaded one's come from its row)."""
+    return _arrays(make_dataset(dataset))
+
+
+def _arrays(tensors: tuple[torch.Tensor, torch.Tensor]) -> Arrays:
+    inputs, targets = tensors
+    return inputs.float().reshape(len(inputs), -1).numpy(), targets.numpy()
+
+
+def thin(inputs: np.ndarray, targets: np.ndarray, *, most: int) -> Arrays:
+    """At most `most` samples, taken evenly over the whole set (every class keeps its share)."""
+    if len(inputs) <= most:
+        return inputs, targets
+    keep = np.unique(np.linspace(0, len(inputs) - 1, most).round().astype(np.int64))
+    return inputs[keep], targets[keep]
+
+
+def check_drawable(inputs: np.ndarray, targets: np.ndarray, *, what: str) -> None:
+    for name, values in (("inputs", inputs), ("targets", targets)):
+        largest = float(np.abs(values).max()) if values.size else 0.0
+        if not math.isfinite(largest) or largest > LARGEST_DRAWABLE:
+            raise Conflict(
+                f"{what} has {name} as large as {largest:g}; values beyond "
+                f"{LARGEST_DRAWABLE:g} cannot be drawn"
+            )
+
+
+def plottable_inputs(input_shape: tuple[int, ...], *, what: str) -> None:
+    """A dataset plot draws one or two features; say so for anything else."""
+    if input_shape not in ((1,), (2,)):
+        raise Conflict(
+            f"{what} has samples of shape {list(input_shape)}; a dataset plot draws "
+            "samples of 1 feature (y against x) or 2 (points in the plane)"
+        )

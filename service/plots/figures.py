@@ -1,0 +1,178 @@
+"""Arrays -> PNG bytes with matplotlib's Agg backend, drawn as the tutorials draw them.
+
+Figures are built with the object API (`Figure`, `FigureCanvasAgg`), never pyplot, so nothing
+here touches global figure state or needs a display. matplotlib is not thread-safe: callers run
+these functions one at a time (see Plotter), off the event loop.
+"""
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+# The tutorials' plot_lib colours classes with the Spectral map, regions at alpha 0.3.
+# (It draws the regions with contourf; an image of the grid looks the same and needs no levels.)
+CLASS_MAP = "Spectral"
+REGION_ALPHA = 0.3
+DPI = 100
+SQUARE = (6.4, 6.4)  # inches at DPI: 640 x 640 pixels
+WIDE = (9.6, 4.0)  # two panels side by side: 960 x 400 pixels
+# Where the plot area of a square figure sits, as fractions of it (left, bottom, width, height):
+# fixed, so the same data always lands on the same pixels.
+SQUARE_AXES = (0.1, 0.08, 0.85, 0.85)
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    epoch: int
+    loss: float
+    accuracy: float | None
+    val_loss: float | None
+    val_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular grid over the plane: `xs` along the first feature, `ys` along the second."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        """Every grid point as a float32 row (x, y), x varying fastest."""
+        xx, yy = np.meshgrid(self.xs, self.ys)
+        return np.stack((xx.ravel(), yy.ravel()), axis=1).astype(np.float32)
+
+
+def padded_range(values: np.ndarray, *, margin: float = 0.1) -> tuple[float, float]:
+    """The values' range widened by `margin` of it on each side (by 1 when they are all equal)."""
+    low, high = float(values.min()), float(values.max())
+    pad = (high - low) * margin or 1.0
+    return low - pad, high + pad
+
+
+def plane_grid(inputs: np.ndarray, *, steps: int) -> Grid:
+    """A steps x steps grid over the 2-D inputs and a margin around them."""
+    x_low, x_high = padded_range(inputs[:, 0])
+    y_low, y_high = padded_range(inputs[:, 1])
+    return Grid(xs=np.linspace(x_low, x_high, steps), ys=np.linspace(y_low, y_high, steps))
+
+
+def _png(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _square_axes(title: str) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=SQUARE, dpi=DPI)
+    axes = figure.add_axes(SQUARE_AXES)
+    axes.set_title(title)
+    return figure, axes
+
+
+def _scatter_classes(axes: Axes, inputs: np.ndarray, labels: np.ndarray, classes: int) -> None:
+    axes.scatter(
+        inputs[:, 0],
+        inputs[:, 1],
+        c=labels,
+        s=12 if len(inputs) > 5000 else 20,
+        cmap=CLASS_MAP,
+        vmin=-0.5,
+        vmax=classes - 0.5,
+        edgecolors="none",
+    )
+
+
+def curves(points: Sequence[CurvePoint], *, title: str) -> bytes:
+    """Loss, and accuracy when there is one, by epoch: training solid, validation dashed."""
+    has_accuracy = any(p.accuracy is not None or p.val_accuracy is not None for p in points)
+    figure = Figure(figsize=WIDE, dpi=DPI, layout="constrained")
+    panels = figure.subplots(1, 2 if has_accuracy else 1, squeeze=False)[0]
+    figure.suptitle(title)
+    epochs = np.array([p.epoch for p in points])
+    series = (("loss", "val_loss", "loss"), ("accuracy", "val_accuracy", "accuracy"))
+    for axes, (train_name, val_name, label) in zip(panels, series, strict=False):
+        for name, style, legend in ((train_name, "-", "train"), (val_name, "--", "validation")):
+            values = [getattr(p, name) for p in points]
+            if any(value is not None for value in values):
+                data = np.array([np.nan if v is None else v for v in values], dtype=float)
+                axes.plot(epochs, data, style, label=legend, marker="." if len(epochs) < 30 else "")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(label)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    return _png(figure)
+
+
+def decision_boundary(
+    *,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    grid: Grid,
+    predicted: np.ndarray,
+    classes: int,
+    title: str,
+) -> bytes:
+    """The tutorials' plot_model: the class the network predicts at each grid point as a
+    coloured region, with the data points over it in their true classes' colours."""
+    figure, axes = _square_axes(title)
+    # One grid cell per pixel block, drawn as is: crisp regions for any number of classes.
+    axes.imshow(
+        predicted.reshape(len(grid.ys), len(grid.xs)),
+        extent=(grid.xs[0], grid.xs[-1], grid.ys[0], grid.ys[-1]),
+        origin="lower",
+        interpolation="nearest",
+        aspect="auto",
+        cmap=CLASS_MAP,
+        alpha=REGION_ALPHA,
+        vmin=-0.5,
+        vmax=classes - 0.5,
+    )
+    _scatter_classes(axes, inputs, labels, classes)
+    axes.set_xlim(grid.xs[0], grid.xs[-1])
+    axes.set_ylim(grid.ys[0], grid.ys[-1])
+    axes.set_xlabel("x[0]")
+    axes.set_ylabel("x[1]")
+    return _png(figure)
+
+
+def fit(
+    *, inputs: np.ndarray, targets: np.ndarray, xs: np.ndarray, fitted: np.ndarray, title: str
+) -> bytes:
+    """Seed 004's picture: the data points and the network's curve through them."""
+    figure, axes = _square_axes(title)
+    axes.scatter(inputs[:, 0], targets[:, 0], s=14, label="data", color="tab:blue")
+    axes.plot(xs, fitted, color="tab:red", linewidth=2, label="network")
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    return _png(figure)
+
+
+def dataset(*, inputs: np.ndarray, targets: np.ndarray, classes: int | None, title: str) -> bytes:
+    """The tutorials' plot_data: 2-D points coloured by class (or by value), or y against x for
+    one feature."""
+    figure, axes = _square_axes(title)
+    if inputs.shape[1] == 2:
+        if classes is not None:
+            _scatter_classes(axes, inputs, targets, classes)
+        else:
+            points = axes.scatter(inputs[:, 0], inputs[:, 1], c=targets[:, 0], s=20, cmap="viridis")
+            figure.colorbar(points, ax=axes, label="target")
+        axes.set_xlabel("x[0]")
+        axes.set_ylabel("x[1]")
+    else:
+        values = targets if targets.ndim == 1 else targets[:, 0]
+        axes.scatter(inputs[:, 0], values, s=14, color="tab:blue")
+        axes.set_xlabel("x")
+        axes.set_ylabel("class" if classes is not None else "y")
+    axes.grid(alpha=0.3)
+    return _png(figure)

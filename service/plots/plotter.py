@@ -1,0 +1,278 @@
+"""The api's plots: gather the data, draw it off the event loop, keep the PNG.
+
+One Plotter per api process. A plot drawn from a checkpoint is cached under the checkpoint's
+(job, epoch, sha256), so the same checkpoint gives the same bytes without drawing again and a
+newer checkpoint gives a new picture; curves are cached under the job's (attempt, last epoch),
+datasets under their content. Data is read in a short transaction of its own; drawing happens
+after it, one figure at a time (matplotlib is not thread-safe).
+"""
+
+import hashlib
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Literal
+
+import anyio.to_thread
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import datasets, jobs, repository, specs
+from service.db import transaction
+from service.errors import Conflict, InvalidSpec
+from service.inference.cache import LRU
+from service.inference.loading import LoadedNetwork
+from service.inference.lookup import CheckpointRef
+from service.inference.predictor import Predictor
+from service.plots import figures
+from service.plots.data import (
+    check_drawable,
+    job_samples,
+    job_shape,
+    plottable_inputs,
+    spec_samples,
+    thin,
+)
+from service.settings import Settings
+from service.specs import JobSpec
+from service.tables import Job
+from service.training.plan import describe_dataset
+
+JobPlot = Literal["curves", "decision_boundary", "fit", "data"]
+# Points per side of the grid a decision boundary is evaluated on (the tutorials use 220).
+GRID_STEPS = 220
+# Points on a fitted curve.
+CURVE_STEPS = 200
+# Rows per forward pass over the grid.
+CHUNK_ROWS = 8192
+# Epochs drawn on a curve at most; longer runs are thinned evenly.
+CURVE_EPOCHS = 5000
+
+
+@dataclass(frozen=True)
+class Plot:
+    png: bytes
+    cached: bool
+
+
+Draw = Callable[[], bytes]
+
+
+class Plotter:
+    def __init__(
+        self, *, settings: Settings, sessions: sessionmaker[Session], predictor: Predictor
+    ) -> None:
+        self.sessions = sessions
+        self.predictor = predictor
+        self.max_samples = settings.max_plot_samples
+        self.cache: LRU[Hashable, bytes] = LRU(capacity=settings.plot_cache_size)
+        self.renders = 0
+        self.hits = 0
+        self._drawing = threading.Lock()
+
+    # --- the request path: each runs its blocking work in a worker thread ---
+
+    async def job_plot(
+        self, kind: JobPlot, *, job_id: str, owner_id: str, ref: CheckpointRef | None
+    ) -> Plot:
+        return await anyio.to_thread.run_sync(
+            lambda: self._plot(lambda session: self._job(session, kind, job_id, owner_id, ref))
+        )
+
+    async def dataset_plot(self, *, dataset_id: str, owner_id: str) -> Plot:
+        return await anyio.to_thread.run_sync(
+            lambda: self._plot(lambda session: self._uploaded(session, dataset_id, owner_id))
+        )
+
+    async def spec_plot(self, *, dataset: specs.DatasetSpec, owner_id: str) -> Plot:
+        return await anyio.to_thread.run_sync(
+            lambda: self._plot(lambda session: self._spec(session, dataset, owner_id))
+        )
+
+    def _plot(self, prepare: Callable[[Session], tuple[Hashable, Draw | None]]) -> Plot:
+        """`prepare` names the plot's cache key and, unless the key is cached, reads what it
+        needs and returns how to draw it."""
+        with transaction(self.sessions) as session:
+            key, draw = prepare(session)
+        if draw is None:
+            cached = self.cache.get(key)
+            assert cached is not None
+            self.hits += 1
+            return Plot(png=cached, cached=True)
+        with self._drawing:
+            png = draw()
+        self.renders += 1
+        self.cache.put(key, png)
+        return Plot(png=png, cached=False)
+
+    def _cached(self, key: Hashable) -> bool:
+        return self.cache.get(key) is not None
+
+    # --- a job's plots ---
+
+    def _job(
+        self, session: Session, kind: JobPlot, job_id: str, owner_id: str, ref: CheckpointRef | None
+    ) -> tuple[Hashable, Draw | None]:
+        job = jobs.get(session, job_id=job_id, owner_id=owner_id)
+        spec = JobSpec.model_validate(job.spec)
+        if kind == "curves":
+            return self._curves(session, job)
+        if kind == "data":
+            return self._data(session, job, spec)
+        data = job_shape(session, spec=spec)
+        if kind == "decision_boundary":
+            if spec.task != "classification" or data.input_shape != (2,):
+                raise Conflict(
+                    f"decision_boundary.png draws the classes a classifier gives each point of "
+                    f"the plane, so it needs a classification job on 2 input features; job "
+                    f"{job.id} is a {spec.task} on samples of shape {list(data.input_shape)}: "
+                    + (
+                        "use fit.png or curves.png"
+                        if _is_fit(spec, data.input_shape)
+                        else "use curves.png"
+                    )
+                )
+        elif not _is_fit(spec, data.input_shape) or data.target_shape != (1,):
+            raise Conflict(
+                f"fit.png draws a regression's curve through its points, so it needs a regression "
+                f"job with 1 input feature and 1 output; job {job.id} is a {spec.task} on samples "
+                f"of shape {list(data.input_shape)}: use "
+                + (
+                    "decision_boundary.png or curves.png"
+                    if data.input_shape == (2,)
+                    else "curves.png"
+                )
+            )
+        target = self.predictor.resolve(session, job_id=job.id, owner_id=owner_id, ref=ref)
+        key = (kind, *target.key)
+        if self._cached(key):
+            return key, None
+        loaded = self.predictor.load(session, target=target)
+        inputs, targets = job_samples(session, spec=spec)
+        check_drawable(inputs, targets, what=f"job {job.id}'s dataset")
+        inputs, targets = thin(inputs, targets, most=self.max_samples)
+        title = _title(job, f"epoch {target.epoch} ({target.kind})")
+        if kind == "decision_boundary":
+            classes = 2 if spec.loss == "bce_with_logits" else data.num_classes or 2
+            return key, _decision_boundary(loaded, inputs, targets, classes=classes, title=title)
+        return key, _fit(loaded, inputs, targets.reshape(len(targets), -1), title=title)
+
+    def _curves(self, session: Session, job: Job) -> tuple[Hashable, Draw | None]:
+        key = ("curves", job.id, job.attempt, job.epoch)
+        if self._cached(key):
+            return key, None
+        rows = repository.list_metrics(session, job_id=job.id)
+        if not rows:
+            raise Conflict(
+                f"job {job.id} has no epochs yet (it is {job.status}); curves.png is drawn "
+                "once its first epoch is stored"
+            )
+        if len(rows) > CURVE_EPOCHS:
+            rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, CURVE_EPOCHS).round()]
+        points = [
+            figures.CurvePoint(
+                epoch=row.epoch,
+                loss=row.loss,
+                accuracy=row.accuracy,
+                val_loss=row.val_loss,
+                val_accuracy=row.val_accuracy,
+            )
+            for row in rows
+        ]
+        title = _title(job, f"epoch {rows[-1].epoch} of {job.epochs}")
+        return key, lambda: figures.curves(points, title=title)
+
+    def _data(self, session: Session, job: Job, spec: JobSpec) -> tuple[Hashable, Draw | None]:
+        data = job_shape(session, spec=spec)
+        plottable_inputs(data.input_shape, what=f"job {job.id}'s dataset")
+        # A job's data never changes: its spec (seed included) is fixed at submission.
+        key = ("data", job.id)
+        if self._cached(key):
+            return key, None
+        inputs, targets = job_samples(session, spec=spec)
+        classes = data.num_classes if data.task == "classification" else None
+        title = _title(job, f"{data.samples:,} samples")
+        return key, self._dataset_draw(inputs, targets, classes=classes, title=title)
+
+    # --- datasets ---
+
+    def _uploaded(
+        self, session: Session, dataset_id: str, owner_id: str
+    ) -> tuple[Hashable, Draw | None]:
+        row = datasets.get(session, dataset_id=dataset_id, owner_id=owner_id)
+        what = f"dataset {row.id}"
+        plottable_inputs(tuple(row.input_shape), what=what)
+        key = ("dataset", row.id, row.sha256)
+        if self._cached(key):
+            return key, None
+        inputs, targets = datasets.load_arrays(session, dataset_id=row.id)
+        title = f"{row.filename}: {row.samples:,} samples"
+        return key, self._dataset_draw(
+            inputs.float().numpy(), targets.numpy(), classes=row.num_classes, title=title
+        )
+
+    def _spec(
+        self, session: Session, dataset: specs.DatasetSpec, owner_id: str
+    ) -> tuple[Hashable, Draw | None]:
+        if isinstance(dataset, specs.UploadedData):
+            return self._uploaded(session, dataset.id, owner_id)
+        data = describe_dataset(dataset)
+        what = f"the {dataset.kind} dataset"
+        plottable_inputs(data.input_shape, what=what)
+        if data.samples > self.max_samples:
+            raise InvalidSpec(
+                f"{what} has {data.samples:,} samples; a plot draws at most "
+                f"{self.max_samples:,} (SERVICE_MAX_PLOT_SAMPLES): ask for fewer"
+            )
+        if not isinstance(dataset, specs.InlineData) and dataset.seed is None:
+            # Drawn the same way every time, so the picture can be cached.
+            dataset = dataset.model_copy(update={"seed": 0})
+        key = ("spec", hashlib.sha256(dataset.model_dump_json().encode()).hexdigest())
+        if self._cached(key):
+            return key, None
+        inputs, targets = spec_samples(dataset)
+        classes = data.num_classes if data.task == "classification" else None
+        return key, self._dataset_draw(
+            inputs, targets, classes=classes, title=f"{dataset.kind}: {data.samples:,} samples"
+        )
+
+    def _dataset_draw(
+        self, inputs: np.ndarray, targets: np.ndarray, *, classes: int | None, title: str
+    ) -> Draw:
+        inputs = inputs.reshape(len(inputs), -1)
+        if classes is None:
+            targets = targets.reshape(len(targets), -1)
+        check_drawable(inputs, targets, what="the dataset")
+        inputs, targets = thin(inputs, targets, most=self.max_samples)
+        return lambda: figures.dataset(inputs=inputs, targets=targets, classes=classes, title=title)
+
+
+def _is_fit(spec: JobSpec, input_shape: tuple[int, ...]) -> bool:
+    return spec.task == "regression" and input_shape == (1,)
+
+
+def _title(job: Job, detail: str) -> str:
+    return f"{job.name or job.id}: {detail}"
+
+
+def _decision_boundary(
+    loaded: LoadedNetwork, inputs: np.ndarray, labels: np.ndarray, *, classes: int, title: str
+) -> Draw:
+    grid = figures.plane_grid(inputs, steps=GRID_STEPS)
+    points = grid.points
+    predicted = np.concatenate(
+        [
+            loaded.predict(points[start : start + CHUNK_ROWS]).predictions
+            for start in range(0, len(points), CHUNK_ROWS)
+        ]
+    )
+    return lambda: figures.decision_boundary(
+        inputs=inputs, labels=labels, grid=grid, predicted=predicted, classes=classes, title=title
+    )
+
+
+def _fit(loaded: LoadedNetwork, inputs: np.ndarray, targets: np.ndarray, *, title: str) -> Draw:
+    low, high = figures.padded_range(inputs[:, 0], margin=0.02)
+    xs = np.linspace(low, high, CURVE_STEPS, dtype=np.float32)
+    fitted = loaded.predict(xs.reshape(-1, 1)).predictions.reshape(len(xs), -1)[:, 0]
+    return lambda: figures.fit(inputs=inputs, targets=targets, xs=xs, fitted=fitted, title=title)
