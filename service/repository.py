@@ -324,7 +324,7 @@ def metrics_after_each(
 
 def count_jobs_by_status(session: Session) -> dict[str, int]:
     query = select(Job.status, func.count()).group_by(Job.status)
-    return {status: count for status, count in session.execute(query).tuples()}
+    return {status: count for status, count in session.execute(query)}
 
 
 def oldest_queued_created_at(session: Session) -> datetime | None:
@@ -339,7 +339,7 @@ def running_epoch_timings(session: Session, *, last: int) -> Sequence[tuple[int,
         .where(Job.status == "running", EpochMetric.epoch > Job.epoch - last)
         .group_by(Job.id)
     )
-    return [(int(count), float(seconds)) for count, seconds in session.execute(query).tuples()]
+    return [(int(count), float(seconds)) for count, seconds in session.execute(query)]
 
 
 def stored_epochs(session: Session) -> int:

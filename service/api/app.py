@@ -14,9 +14,11 @@ from service.api.routes import (
     events,
     health,
     jobs,
+    monitoring,
     plots,
     predictions,
 )
+from service.api.telemetry import PredictionTimer, Telemetry
 from service.db import make_engine, make_session_factory
 from service.events import EventHub
 from service.inference.predictor import Predictor
@@ -53,9 +55,16 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.events = EventHub(
         sessions=app.state.sessions, poll_seconds=settings.events_poll_seconds
     )
+    app.state.telemetry = Telemetry(
+        sessions=app.state.sessions,
+        predictor=app.state.predictor,
+        plotter=app.state.plotter,
+        events=app.state.events,
+    )
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(PredictionTimer, telemetry=app.state.telemetry)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(datasets.router)
@@ -63,4 +72,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(predictions.router)
     app.include_router(events.router)
     app.include_router(plots.router)
+    app.include_router(monitoring.router)
     return app

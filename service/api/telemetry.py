@@ -1,0 +1,162 @@
+"""Prometheus metrics of one api process, for GET /metrics.
+
+Two kinds: what the database says at scrape time (jobs by status, the queue, training
+throughput), read in one short transaction per scrape, so every api replica reports the same
+fleet-wide numbers; and what this process saw (prediction latency and batch sizes, network
+cache hits, plots drawn, open event streams). Each app has its own registry, so several apps in
+one process (as in tests) do not share counts.
+"""
+
+import logging
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service import repository
+from service.db import transaction
+from service.events import EventHub
+from service.inference.predictor import Predictor
+from service.plots.plotter import Plotter
+from service.schemas import JobStatus
+
+log = logging.getLogger(__name__)
+
+STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+# Throughput of a running job is measured over its last this many epochs.
+RATE_EPOCHS = 10
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+
+class DatabaseCollector(Collector):
+    """Fleet-wide numbers, read from the database at scrape time."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with transaction(self.sessions) as session:
+                by_status = repository.count_jobs_by_status(session)
+                oldest = repository.oldest_queued_created_at(session)
+                timings = repository.running_epoch_timings(session, last=RATE_EPOCHS)
+                stored = repository.stored_epochs(session)
+        except Exception:
+            log.exception("metrics: the database could not be read; its numbers are left out")
+            return
+        jobs = GaugeMetricFamily("service_jobs", "Jobs by status.", labels=["status"])
+        for status in STATUSES:
+            jobs.add_metric([status], by_status.get(status, 0))
+        yield jobs
+        yield GaugeMetricFamily(
+            "service_queue_depth", "Jobs waiting for a worker.", value=by_status.get("queued", 0)
+        )
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "service_queue_oldest_age_seconds",
+            "How long the oldest queued job has waited; 0 when none waits.",
+            value=max(age, 0.0),
+        )
+        yield GaugeMetricFamily(
+            "service_training_epochs_per_second",
+            f"Epochs per second over all running jobs, each measured over its last "
+            f"{RATE_EPOCHS} epochs' training time.",
+            value=sum(count / seconds for count, seconds in timings if seconds > 0),
+        )
+        yield GaugeMetricFamily(
+            "service_epochs_stored",
+            "Epochs stored over all jobs; deriv() of it is the fleet's epochs per second of "
+            "wall-clock time (it drops when a resumed job trains epochs again).",
+            value=stored,
+        )
+
+
+class ProcessCollector(Collector):
+    """Counts kept by this process's predictor, plotter and event hub, read at scrape time."""
+
+    def __init__(self, *, predictor: Predictor, plotter: Plotter, events: EventHub) -> None:
+        self.predictor = predictor
+        self.plotter = plotter
+        self.events = events
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "service_network_cache_size",
+            "Networks loaded in memory for predictions.",
+            value=len(self.predictor.networks.entries.keys()),
+        )
+        yield CounterMetricFamily(
+            "service_plots_drawn", "Plots drawn (cache misses).", value=self.plotter.renders
+        )
+        yield CounterMetricFamily(
+            "service_plot_cache_hits", "Plots served from the cache.", value=self.plotter.hits
+        )
+        yield GaugeMetricFamily(
+            "service_event_streams",
+            "Open event streams.",
+            value=sum(len(watchers) for watchers in self.events.subscriptions.values()),
+        )
+        yield GaugeMetricFamily(
+            "service_event_jobs_watched",
+            "Jobs the event poller reads each tick.",
+            value=len(self.events.subscriptions),
+        )
+
+
+class Telemetry:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        predictor: Predictor,
+        plotter: Plotter,
+        events: EventHub,
+    ) -> None:
+        self.registry = CollectorRegistry()
+        self.prediction_seconds = Histogram(
+            "service_prediction_latency_seconds",
+            "Time to answer POST /v1/jobs/{id}/predict, from request to response.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "service_prediction_batch_rows",
+            "Rows per forward pass of the predict path (merged requests count together).",
+            buckets=ROW_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(DatabaseCollector(sessions))
+        self.registry.register(
+            ProcessCollector(predictor=predictor, plotter=plotter, events=events)
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class PredictionTimer:
+    """ASGI middleware timing predict requests, start of request to end of response."""
+
+    def __init__(self, app: ASGIApp, *, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] != "POST" or not path.endswith("/predict"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.telemetry.prediction_seconds.observe(time.perf_counter() - started)
+
+        await self.app(scope, receive, timed_send)
