@@ -41,6 +41,9 @@ class Batcher:
         self.max_wait_seconds = max_wait_seconds
         self._queues: dict[tuple[str, int, str], _Queue] = {}
         self._drains: set[asyncio.Task[None]] = set()
+        # Totals since start, for logs and benchmarks: requests served, forward passes run.
+        self.requests = 0
+        self.passes = 0
 
     async def predict(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         """The outputs for `inputs` (float32, shape already checked), from a shared pass."""
@@ -81,6 +84,8 @@ class Batcher:
                 request.answer.cancel()
 
     async def _run(self, loaded: LoadedNetwork, requests: list[_Request]) -> None:
+        self.requests += len(requests)
+        self.passes += 1
         merged = (
             requests[0].inputs
             if len(requests) == 1

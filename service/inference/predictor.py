@@ -91,7 +91,7 @@ class Predictor:
         body: bytes,
         content_type: str | None,
         checkpoint: str | None,
-        top_k: int | None,
+        top_k: str | None,
     ) -> bytes:
         """The response body for a predict request's body (JSON or .npy) and query."""
 

@@ -32,24 +32,25 @@ def media_type(content_type: str | None) -> str:
 
 
 def decode(
-    body: bytes, *, content_type: str | None, checkpoint: str | None, top_k: int | None
+    body: bytes, *, content_type: str | None, checkpoint: str | None, top_k: str | None
 ) -> PredictRequest:
     """A JSON or .npy body; `checkpoint` and `top_k` come from the query string, or for JSON
     from the body, which wins when it names them."""
+    top_k_query = int(top_k) if top_k is not None and top_k.isdigit() else top_k
     kind = media_type(content_type)
     if kind == NPY:
         return PredictRequest(
-            inputs=_read_npy(body), checkpoint=parse_ref(checkpoint), top_k=_top_k(top_k)
+            inputs=_read_npy(body), checkpoint=parse_ref(checkpoint), top_k=_top_k(top_k_query)
         )
     if kind == JSON or kind.endswith("+json"):
-        return _read_json(body, checkpoint=checkpoint, top_k=top_k)
+        return _read_json(body, checkpoint=checkpoint, top_k=top_k_query)
     raise UnsupportedMediaType(
         f"Content-Type {content_type or '(none)'} is not readable here; send {JSON} "
         f'({{"inputs": [...]}}) or {NPY} (a .npy array of shape [n, *input_shape])'
     )
 
 
-def _read_json(body: bytes, *, checkpoint: str | None, top_k: int | None) -> PredictRequest:
+def _read_json(body: bytes, *, checkpoint: str | None, top_k: object) -> PredictRequest:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -68,8 +69,9 @@ def _read_json(body: bytes, *, checkpoint: str | None, top_k: int | None) -> Pre
         raise InvalidInput("inputs must be a list of samples, e.g. [[0.1, -0.3], [0.5, 0.2]]")
     if not inputs:
         raise InvalidInput("inputs is empty; send at least one sample")
-    # NumPy would read true and false as 1 and 0; look for them only when the body has them.
-    if (b"true" in body or b"false" in body) and _shape_of(inputs) is None:
+    # NumPy would read "1.5" as 1.5 and true as 1: check every entry, but only for a body that
+    # holds a string, true, false or null at all, so the common all-numbers body skips it.
+    if _may_hold_non_numbers(body, document) and _shape_of(inputs) is None:
         raise InvalidInput(_describe_bad_rows(inputs))
     return PredictRequest(
         inputs=_to_array(inputs),
@@ -78,15 +80,20 @@ def _read_json(body: bytes, *, checkpoint: str | None, top_k: int | None) -> Pre
     )
 
 
+def _may_hold_non_numbers(body: bytes, document: dict[str, object]) -> bool:
+    # Each field name has two quotes, and a checkpoint given by name two more.
+    names = 2 * len(document) + (2 if isinstance(document.get("checkpoint"), str) else 0)
+    return body.count(b'"') > names or any(word in body for word in (b"true", b"false", b"null"))
+
+
 def _to_array(inputs: list[object]) -> np.ndarray:
+    """float32 in one NumPy call; beyond float32's range becomes inf, refused by check_inputs."""
     try:
-        array = np.asarray(inputs)
-    except (ValueError, OverflowError):
-        array = None
-    if array is None or array.dtype.kind not in NUMERIC_KINDS:
+        with np.errstate(over="ignore"):
+            return np.array(inputs, dtype=np.float32)
+    except (ValueError, TypeError, OverflowError) as exc:
         # Rare and slow: find the first sample that is not numbers, or not shaped like the first.
-        raise InvalidInput(_describe_bad_rows(inputs))
-    return array
+        raise InvalidInput(_describe_bad_rows(inputs)) from exc
 
 
 def _shape_of(value: object) -> tuple[int, ...] | None:
@@ -117,7 +124,10 @@ def _describe_bad_rows(inputs: list[object]) -> str:
                 f"row {index} has shape {list(shape)} but row 0 has shape {list(first or ())}; "
                 "every sample must have the same shape"
             )
-    return "inputs must be numbers: a list of samples, each a number or nested lists of numbers"
+    return (
+        "inputs must be numbers of float32's range: a list of samples, each a number or nested "
+        "lists of numbers"
+    )
 
 
 def _read_npy(body: bytes) -> np.ndarray:

@@ -349,7 +349,7 @@ def post(
         (b'{"inputs": [[0.1, 0.2], [0.1, null]]}', "row 1 is not a number or a list of numbers"),
         (b'{"inputs": [[0.1, 0.2], [true, 0.2]]}', "row 1 is not a number or a list of numbers"),
         (b'{"inputs": [[0.1, 0.2], [0.1]]}', "row 1 has shape [1] but row 0 has shape [2]"),
-        (b'{"inputs": [[1e39, 0.2]]}', "row 0 holds 1e+39 at index [0]; inputs must be finite"),
+        (b'{"inputs": [[1e39, 0.2]]}', "row 0 holds inf at index [0]; inputs must be finite"),
         (b'{"inputs": [[NaN, 0.2]]}', "the body is not valid JSON"),
         (b'{"inputs": [[0.1, 0.2]]', "the body is not valid JSON"),
         (b"[[0.1, 0.2]]", "the body must be a JSON object"),

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from service.api.deps import Caller, ReadSession, SettingsDep
@@ -15,15 +15,35 @@ from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
 
 
-def _predictor(request: Request) -> Predictor:
+async def _predictor(request: Request) -> Predictor:
+    # async: a plain function dependency would cost a thread hand-off on every request.
     predictor: Predictor = request.app.state.predictor
     return predictor
 
 
 PredictorDep = Annotated[Predictor, Depends(_predictor)]
 
-# The body is read by the route (orjson straight into NumPy), so it is described here.
-PREDICT_BODY: dict[str, Any] = {
+# The route reads its body (orjson straight into NumPy), query and Content-Type itself, so they
+# are described here: FastAPI's per-parameter validation would cost more than the rest of a
+# one-row prediction.
+PREDICT_OPENAPI: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "checkpoint",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "default": "best, else latest"},
+            "description": "best, final, latest or an epoch number; a JSON body's field wins.",
+        },
+        {
+            "name": "top_k",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Classification: each sample's k likeliest classes; a JSON body's "
+            "field wins.",
+        },
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -37,7 +57,7 @@ PREDICT_BODY: dict[str, Any] = {
                 }
             },
         },
-    }
+    },
 }
 
 
@@ -45,30 +65,19 @@ PREDICT_BODY: dict[str, Any] = {
     "/{job_id}/predict",
     response_model=PredictOut,
     responses=responses(404, 409, 415, 422),
-    openapi_extra=PREDICT_BODY,
+    openapi_extra=PREDICT_OPENAPI,
 )
-async def predict(
-    job_id: str,
-    request: Request,
-    caller: Caller,
-    predictor: PredictorDep,
-    checkpoint: Annotated[
-        str | None,
-        Query(max_length=20, description="best, final, latest or an epoch (a JSON body's wins)"),
-    ] = None,
-    top_k: Annotated[int | None, Query(ge=1, description="a JSON body's top_k wins")] = None,
-    content_type: Annotated[str | None, Header()] = None,
-) -> Response:
+async def predict(job_id: str, request: Request, caller: Caller) -> Response:
     """Predictions for a batch of samples, from a checkpoint in eval mode (default: best, else
     latest). Works while the job runs. JSON (`{"inputs": [...]}`) or a `.npy` array."""
-    body = await request.body()
+    predictor: Predictor = request.app.state.predictor
     answer = await predictor.predict(
         job_id=job_id,
         owner_id=caller.id,
-        body=body,
-        content_type=content_type,
-        checkpoint=checkpoint,
-        top_k=top_k,
+        body=await request.body(),
+        content_type=request.headers.get("content-type"),
+        checkpoint=request.query_params.get("checkpoint"),
+        top_k=request.query_params.get("top_k"),
     )
     return Response(answer, media_type=JSON)
 

@@ -1,0 +1,374 @@
+"""Predict over HTTP: the service's /predict beside a textbook FastAPI endpoint and a constant one.
+
+    .venv/bin/python bench/predict_http.py [--rounds 5] [--seconds 3]
+
+Trains seed 002's SimpleNN (Linear(784, 128), ReLU, Linear(128, 10)) as a real job on SQLite in
+a temporary directory, then starts two uvicorn processes serving the real app: one with request
+batching on (the default), one with it off (SERVICE_PREDICT_BATCHING=false). The first also
+serves two baselines:
+
+- plain: a textbook endpoint; pydantic validates `inputs: list[list[float]]`, the network runs
+  per request under torch.no_grad(), the response is a pydantic model.
+- constant: returns a constant; the ceiling of FastAPI + uvicorn on this machine.
+
+A raw asyncio HTTP/1.1 client (keep-alive, one connection per simulated client) runs in this
+process, apart from the servers, so it does not compete with their event loops. Every
+scenario and endpoint runs once per round, interleaved, and the table shows each one's median
+over the rounds, because a shared machine is noisy. It prints ratios against the baselines.
+"""
+
+import argparse
+import asyncio
+import io
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIMPLE_NN = {
+    "name": "seed-002-simple-nn",
+    "dataset": {"kind": "sum_bins", "samples": 1000, "features": 784},
+    "model": {
+        "layers": [
+            {"type": "Linear", "out_features": 128},
+            {"type": "ReLU"},
+            {"type": "Linear", "out_features": 10},
+        ]
+    },
+    "optimizer": {"name": "adam", "lr": 0.001},
+    "epochs": 2,
+    "batch_size": 64,
+    "seed": 2,
+}
+
+
+# --- the servers ------------------------------------------------------------------------------
+
+
+def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
+    """A server process: the real app, plus the two baselines on the same event loop."""
+    import torch
+    import uvicorn
+    from pydantic import BaseModel
+
+    from service import repository
+    from service.api.app import create_app
+    from service.db import transaction
+    from service.settings import Settings
+    from service.specs import JobSpec
+    from service.training.checkpoints import load_weights
+    from service.training.networks import build_network
+
+    settings = Settings()
+    app = create_app(settings)
+    with transaction(app.state.sessions) as session:
+        job = repository.get_job(session, job_id=job_id)
+        row = repository.find_checkpoint(session, job_id=job_id, ref="best")
+        assert job is not None and row is not None
+        network = build_network(
+            JobSpec.model_validate(job.spec).model.layers, device=torch.device("cpu")
+        )
+        load_weights(network, row.weights)
+    network.eval()
+
+    class PlainIn(BaseModel):
+        inputs: list[list[float]]
+
+    class PlainOut(BaseModel):
+        predictions: list[int]
+        probabilities: list[list[float]]
+
+    @app.post("/bench/plain")
+    def plain(body: PlainIn) -> PlainOut:
+        with torch.no_grad():
+            probabilities = torch.softmax(network(torch.tensor(body.inputs)), dim=1)
+        return PlainOut(
+            predictions=probabilities.argmax(dim=1).tolist(),
+            probabilities=probabilities.tolist(),
+        )
+
+    constant = {"predictions": [3], "checkpoint": {"epoch": 2, "kind": "best"}}
+
+    @app.post("/bench/constant")
+    async def constant_answer() -> dict[str, object]:
+        return constant
+
+    @app.get("/bench/batching")
+    async def batching() -> dict[str, int]:
+        batcher = app.state.predictor.batcher
+        return {"requests": batcher.requests, "passes": batcher.passes} if batcher else {}
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop=loop,  # type: ignore[arg-type]
+        http=http,  # type: ignore[arg-type]
+    )
+
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def start_server(
+    env: dict[str, str], *, job_id: str, log: Path, loop: str = "auto", http: str = "auto"
+) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(port), "--job", job_id]
+        + ["--loop", loop, "--http", http],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process, port
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+
+
+# --- the job ----------------------------------------------------------------------------------
+
+
+def train_job(data_dir: Path) -> tuple[dict[str, str], str, str]:
+    """Train SimpleNN for real; returns the servers' environment, the API key and the job id."""
+    from service import jobs, keys, migrations
+    from service.db import make_engine, make_session_factory, transaction
+    from service.settings import Settings
+    from service.specs import JobSpec
+    from service.worker.loop import Worker
+
+    settings = Settings(data_dir=data_dir, device="cpu")
+    engine = make_engine(settings.database_url)
+    migrations.upgrade(engine)
+    sessions = make_session_factory(engine)
+    with transaction(sessions, immediate=True) as session:
+        owner, key = keys.create_key(session, name="bench")
+        spec = JobSpec.model_validate(SIMPLE_NN)
+        job = jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings)
+    Worker(settings=settings, sessions=sessions).run_once()
+    engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SERVICE_")}
+    env.update(
+        SERVICE_DATA_DIR=str(data_dir),
+        SERVICE_DEVICE="cpu",
+        PYTHONPATH=str(ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    return env, key, job.id
+
+
+# --- the load generator -----------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def request_bytes(*, port: int, path: str, key: str, body: bytes, content_type: str) -> bytes:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+async def _client(
+    port: int, payload: bytes, *, start: float, stop: float, latencies: list[float]
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            sent = time.perf_counter()
+            if sent >= stop:
+                return
+            writer.write(payload)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head[9:12]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if status != b"200":
+                raise RuntimeError(f"HTTP {status.decode()}: {head.decode()[:200]}")
+            done = time.perf_counter()
+            if sent >= start:
+                latencies.append(done - sent)
+    finally:
+        writer.close()
+
+
+async def _load(port: int, payload: bytes, *, clients: int, seconds: float) -> Result:
+    warmup = 0.5
+    start = time.perf_counter() + warmup
+    stop = start + seconds
+    latencies: list[float] = []
+    await asyncio.gather(
+        *(
+            _client(port, payload, start=start, stop=stop, latencies=latencies)
+            for _ in range(clients)
+        )
+    )
+    return Result(requests=len(latencies), seconds=seconds, latencies=latencies)
+
+
+def load(port: int, payload: bytes, *, clients: int, seconds: float) -> Result:
+    return asyncio.run(_load(port, payload, clients=clients, seconds=seconds))
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--loop", default="auto", help="uvicorn's loop: auto, asyncio, uvloop")
+    parser.add_argument("--http", default="auto", help="uvicorn's http: auto, h11, httptools")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.job, loop=args.loop, http=args.http)
+        return
+
+    rng = np.random.default_rng(2)
+    one_row = rng.standard_normal((1, 784)).astype(np.float32)
+    batch = rng.standard_normal((64, 784)).astype(np.float32)
+    json_one = orjson.dumps({"inputs": one_row}, option=orjson.OPT_SERIALIZE_NUMPY)
+    json_batch = orjson.dumps({"inputs": batch}, option=orjson.OPT_SERIALIZE_NUMPY)
+    JSON, NPY = "application/json", "application/x-npy"
+
+    with tempfile.TemporaryDirectory() as tmp:
+        env, key, job_id = train_job(Path(tmp) / "data")
+        batched, batched_port = start_server(env, job_id=job_id, log=Path(tmp) / "batched.log")
+        unbatched_env = {**env, "SERVICE_PREDICT_BATCHING": "false"}
+        unbatched, unbatched_port = start_server(
+            unbatched_env, job_id=job_id, log=Path(tmp) / "unbatched.log"
+        )
+        predict = f"/v1/jobs/{job_id}/predict"
+        endpoints = {
+            "predict (batching)": (batched_port, predict),
+            "predict (no batching)": (unbatched_port, predict),
+            "plain FastAPI": (batched_port, "/bench/plain"),
+            "constant": (batched_port, "/bench/constant"),
+        }
+        # (scenario, clients, body, content type, endpoints)
+        scenarios = [
+            (f"1 row JSON, {c} clients", c, json_one, JSON, list(endpoints)) for c in (1, 16, 64)
+        ] + [
+            (
+                "64 rows JSON, 4 clients",
+                4,
+                json_batch,
+                JSON,
+                ["predict (batching)", "predict (no batching)", "plain FastAPI"],
+            ),
+            ("64 rows .npy, 4 clients", 4, npy(batch), NPY, ["predict (batching)", "predict (no batching)"]),
+        ]
+        results: dict[tuple[str, str], list[Result]] = {}
+        try:
+            for name, port_path in endpoints.items():  # warm every endpoint once
+                port, path = port_path
+                load(port, request_bytes(port=port, path=path, key=key, body=json_one, content_type=JSON), clients=4, seconds=0.5)
+            for round_number in range(args.rounds):
+                for scenario, clients, body, content_type, names in scenarios:
+                    for name in names:
+                        port, path = endpoints[name]
+                        payload = request_bytes(
+                            port=port, path=path, key=key, body=body, content_type=content_type
+                        )
+                        result = load(port, payload, clients=clients, seconds=args.seconds)
+                        results.setdefault((scenario, name), []).append(result)
+                print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
+        finally:
+            for log in Path(tmp).glob("*.log"):
+                print(log.read_text()[-3000:], file=sys.stderr)
+            for process in (batched, unbatched):
+                process.terminate()
+                process.wait(timeout=30)
+        report(results, scenarios)
+
+
+def median_of(results: list[Result]) -> tuple[float, float, float]:
+    return (
+        statistics.median(r.rps for r in results),
+        statistics.median(r.percentile(0.5) for r in results),
+        statistics.median(r.percentile(0.99) for r in results),
+    )
+
+
+def report(results: dict[tuple[str, str], list[Result]], scenarios: list) -> None:  # type: ignore[type-arg]
+    print(f"\n{'scenario':<26} {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    medians = {}
+    for scenario, *_rest, names in scenarios:
+        for name in names:
+            rps, p50, p99 = medians[scenario, name] = median_of(results[scenario, name])
+            print(f"{scenario:<26} {name:<22} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f}")
+    print()
+    for clients in (1, 16, 64):
+        scenario = f"1 row JSON, {clients} clients"
+        for name in ("predict (batching)", "predict (no batching)"):
+            ours, plain, constant = (
+                medians[scenario, name],
+                medians[scenario, "plain FastAPI"],
+                medians[scenario, "constant"],
+            )
+            print(
+                f"{scenario}: {name} = {ours[0] / plain[0]:.2f}x plain, "
+                f"{ours[0] / constant[0]:.2f}x constant req/s; p99 {ours[2]:.2f} vs plain "
+                f"{plain[2]:.2f} ms"
+            )
+    plain_batch = medians["64 rows JSON, 4 clients", "plain FastAPI"][0]
+    for name in ("predict (batching)", "predict (no batching)"):
+        npy_batch = medians["64 rows .npy, 4 clients", name][0]
+        json_batch = medians["64 rows JSON, 4 clients", name][0]
+        print(
+            f"64 rows, 4 clients: {name} .npy = {npy_batch / plain_batch:.2f}x plain JSON; "
+            f"its JSON = {json_batch / plain_batch:.2f}x plain JSON"
+        )
+
+
+if __name__ == "__main__":
+    main()
