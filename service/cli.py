@@ -1,4 +1,5 @@
-"""`service up | api | worker | migrate | keys create`: the entry points that build Settings."""
+"""`service up | api | worker | migrate | keys create`: the entry points that build Settings.
+`service submit | jobs | show | metrics | predict | cancel`: a client of any server's HTTP API."""
 
 import argparse
 import logging
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from types import FrameType
 
+from service.client import commands as client_commands
 from service.db import make_engine, make_session_factory, transaction
 from service.settings import Settings
 
@@ -29,11 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", help="create an API key and print it (shown only once)")
     create.add_argument("--name", required=True)
+    client_commands.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -1,0 +1,1 @@
+"""`service submit | jobs | show | metrics | predict | cancel`: a client of the HTTP API."""

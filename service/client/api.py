@@ -1,0 +1,60 @@
+"""The HTTP API as the client calls it: one httpx client, errors as one exception type."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+# Waiting longer than the server's keep-alive comments (15 s) means the connection is gone.
+STREAM_READ_TIMEOUT = 60.0
+
+
+class ClientError(Exception):
+    """The server refused a request, or could not be reached; the message says which and why."""
+
+
+class Api:
+    def __init__(self, *, url: str, key: str) -> None:
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise ClientError(f"cannot reach {self.url}: {error}") from error
+        check(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    @contextmanager
+    def stream(self, path: str, *, headers: dict[str, str]) -> Iterator[httpx.Response]:
+        """A streamed GET; transport errors are left to the caller, which may reconnect."""
+        timeout = httpx.Timeout(30.0, read=STREAM_READ_TIMEOUT)
+        with self.http.stream("GET", path, headers=headers, timeout=timeout) as response:
+            if response.is_error:
+                response.read()
+                check(response)
+            yield response
+
+
+def check(response: httpx.Response) -> None:
+    """ClientError with the server's own words for any error status."""
+    if not response.is_error:
+        return
+    try:
+        body = response.json()
+        reason = f"{body['error']}: {body['detail']}"
+    except (ValueError, KeyError, TypeError):
+        reason = response.text[:500] or response.reason_phrase
+    raise ClientError(
+        f"{response.request.method} {response.request.url.path} -> {response.status_code} {reason}"
+    )

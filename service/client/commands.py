@@ -1,0 +1,314 @@
+"""The client's subcommands. Each prints for a person (or `--json` for a program) and returns
+the exit status: 0 done, 1 the job failed or was cancelled, 3 the server refused the request
+or could not be reached (argparse uses 2 for a bad command line)."""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from service.client.api import Api, ClientError
+from service.client.events import follow
+from service.client.progress import Progress, duration
+from service.client.settings import DEFAULT_URL, ClientSettings
+
+COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel")
+JOB_FAILED = 1
+REFUSED = 3
+INTERRUPTED = 130
+NPY = "application/x-npy"
+
+
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", help=f"the server (default: SERVICE_URL, else {DEFAULT_URL})")
+    connection.add_argument(
+        "--key",
+        help="the API key (default: SERVICE_API_KEY, else the file <SERVICE_DATA_DIR>/api-key, "
+        "data/api-key by default, that `service up` writes on its first start)",
+    )
+
+    submit = commands.add_parser(
+        "submit", parents=[connection], help="submit a job spec (JSON file, or - for stdin)"
+    )
+    submit.add_argument("spec", help="a JobSpec as JSON: a file, or - to read stdin")
+    submit.add_argument(
+        "--follow",
+        action="store_true",
+        help="show a progress bar until the job ends; exit 1 if it fails or is cancelled",
+    )
+    submit.add_argument("--idempotency-key", help="send again with the same key: the same job")
+
+    listing = commands.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
+    listing.add_argument(
+        "--status", choices=("queued", "running", "succeeded", "failed", "cancelled")
+    )
+    listing.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
+    listing.add_argument("--json", action="store_true", help="the API's JSON")
+
+    show = commands.add_parser(
+        "show", parents=[connection], help="one job: status, progress, error"
+    )
+    show.add_argument("job_id")
+    show.add_argument("--json", action="store_true", help="the API's JSON")
+    show.add_argument(
+        "--follow", action="store_true", help="then follow it as submit --follow does"
+    )
+
+    metrics = commands.add_parser("metrics", parents=[connection], help="a job's epochs")
+    metrics.add_argument("job_id")
+    metrics.add_argument("--csv", action="store_true", help="CSV, as the API gives it")
+    metrics.add_argument("--since", type=int, default=0, help="only epochs after this one")
+
+    predict = commands.add_parser(
+        "predict", parents=[connection], help="predictions from a job's checkpoint"
+    )
+    predict.add_argument("job_id")
+    inputs = predict.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--inputs", help='samples as JSON, e.g. "[[0.1, -0.3], [0.5, 0.2]]"')
+    inputs.add_argument("--npy", type=Path, help="samples as a .npy file (np.save)")
+    predict.add_argument("--checkpoint", help="best, final, latest or an epoch (default best)")
+    predict.add_argument("--top-k", type=int, help="also list each sample's k likeliest classes")
+
+    cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
+    cancel.add_argument("job_id")
+
+
+def run(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    settings = ClientSettings()
+    try:
+        api = Api(url=args.url or settings.url, key=_key(args, settings))
+    except ClientError as error:
+        err.write(f"error: {error}\n")
+        return REFUSED
+    try:
+        return COMMAND_FUNCTIONS[args.command](api, args, out)
+    except ClientError as error:
+        err.write(f"error: {error}\n")
+        return REFUSED
+    except KeyboardInterrupt:
+        err.write("\nstopped following; the job goes on (service show ID --follow)\n")
+        return INTERRUPTED
+    finally:
+        api.close()
+
+
+def _key(args: argparse.Namespace, settings: ClientSettings) -> str:
+    if args.key:
+        return str(args.key)
+    if settings.api_key:
+        return settings.api_key
+    try:
+        return settings.api_key_file.read_text().strip()
+    except OSError:
+        raise ClientError(
+            f"no API key: pass --key, set SERVICE_API_KEY, or start the server once with "
+            f"`service up` so it writes {settings.api_key_file}"
+        ) from None
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+def submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ClientError(f"{args.spec} is not JSON: {error}") from error
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    job = api.json("POST", "/v1/jobs", json=spec, headers=headers)
+    out.write(
+        f"job {job['id']} {job['status']}: {job['name'] or '(unnamed)'}, {job['epochs']} epochs, "
+        f"{job['parameters']:,} parameters\n"
+    )
+    out.flush()
+    return _follow(api, job, out) if args.follow else 0
+
+
+def show(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    job = api.json("GET", f"/v1/jobs/{args.job_id}")
+    if args.json:
+        out.write(json.dumps(job, indent=2) + "\n")
+    else:
+        out.write(_describe(job))
+    if not args.follow:
+        return 0
+    if job["status"] in ("queued", "running"):
+        return _follow(api, job, out)
+    return 0 if job["status"] == "succeeded" else JOB_FAILED
+
+
+def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.status:
+        params["status"] = args.status
+    listing = api.json("GET", "/v1/jobs", params=params)
+    if args.json:
+        out.write(json.dumps(listing, indent=2) + "\n")
+        return 0
+    rows = [("ID", "NAME", "STATUS", "EPOCH", "LOSS", "ACCURACY", "CREATED")]
+    for job in listing["jobs"]:
+        latest = job["latest"] or {}
+        rows.append(
+            (
+                job["id"],
+                job["name"] or "-",
+                job["status"],
+                f"{job['epoch']}/{job['epochs']}",
+                _number(latest.get("loss"), ".4f"),
+                _number(latest.get("accuracy"), ".3f"),
+                job["created_at"][:19].replace("T", " "),
+            )
+        )
+    out.write(_table(rows))
+    return 0
+
+
+def metrics(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    path = f"/v1/jobs/{args.job_id}/metrics"
+    params = {"since": args.since}
+    if args.csv:
+        out.write(api.request("GET", path, params=params, headers={"Accept": "text/csv"}).text)
+        return 0
+    epochs = api.json("GET", path, params=params)["epochs"]
+    rows = [("EPOCH", "LOSS", "ACCURACY", "VAL_LOSS", "VAL_ACCURACY", "LR", "SECONDS")]
+    for metric in epochs:
+        rows.append(
+            (
+                str(metric["epoch"]),
+                _number(metric["loss"], ".6f"),
+                _number(metric["accuracy"], ".4f"),
+                _number(metric["val_loss"], ".6f"),
+                _number(metric["val_accuracy"], ".4f"),
+                _number(metric["lr"], ".3g"),
+                _number(metric["seconds"], ".4f"),
+            )
+        )
+    out.write(_table(rows))
+    return 0
+
+
+def predict(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    path = f"/v1/jobs/{args.job_id}/predict"
+    if args.npy is not None:
+        params = {
+            name: value
+            for name, value in (("checkpoint", args.checkpoint), ("top_k", args.top_k))
+            if value is not None
+        }
+        answer = api.json(
+            "POST",
+            path,
+            content=args.npy.read_bytes(),
+            params=params,
+            headers={"Content-Type": NPY},
+        )
+    else:
+        try:
+            inputs = json.loads(args.inputs)
+        except json.JSONDecodeError as error:
+            raise ClientError(f"--inputs is not JSON: {error}") from error
+        body: dict[str, Any] = {"inputs": inputs}
+        if args.checkpoint is not None:
+            body["checkpoint"] = (
+                int(args.checkpoint) if args.checkpoint.isdigit() else args.checkpoint
+            )
+        if args.top_k is not None:
+            body["top_k"] = args.top_k
+        answer = api.json("POST", path, json=body)
+    out.write(json.dumps(answer, indent=2) + "\n")
+    return 0
+
+
+def cancel(api: Api, args: argparse.Namespace, out: TextIO) -> int:
+    job = api.json("POST", f"/v1/jobs/{args.job_id}/cancel")
+    note = " (it stops at its next epoch)" if job["status"] == "running" else ""
+    out.write(f"job {job['id']} {job['status']}{note}\n")
+    return 0
+
+
+COMMAND_FUNCTIONS = {
+    "submit": submit,
+    "jobs": jobs,
+    "show": show,
+    "metrics": metrics,
+    "predict": predict,
+    "cancel": cancel,
+}
+
+
+# --- following a job ----------------------------------------------------------------------------
+
+
+def _follow(api: Api, job: dict[str, Any], out: TextIO) -> int:
+    progress = Progress(total=job["epochs"], out=out)
+    status = job["status"]
+    for event in follow(api, job["id"]):
+        if event.event == "epoch":
+            progress.epoch(event.data)
+        elif event.event == "status" and event.data["status"] != status:
+            status = event.data["status"]
+            if status not in ("succeeded", "failed", "cancelled"):
+                progress.message(f"job {job['id']} {status}")
+    final = api.json("GET", f"/v1/jobs/{job['id']}")
+    progress.finish()
+    out.write(_outcome(final))
+    return 0 if final["status"] == "succeeded" else JOB_FAILED
+
+
+def _outcome(job: dict[str, Any]) -> str:
+    latest = job["latest"] or {}
+    line = f"job {job['id']} {job['status']} at epoch {job['epoch']}/{job['epochs']}"
+    if latest:
+        line += f": loss {latest['loss']:.6f}"
+        if latest.get("accuracy") is not None:
+            line += f", accuracy {latest['accuracy']:.4f}"
+    if job.get("started_at") and job.get("finished_at"):
+        line += f" (trained in {_elapsed(job['started_at'], job['finished_at'])})"
+    if job["error"]:
+        line += f"\nerror: {job['error']}"
+    return line + "\n"
+
+
+def _describe(job: dict[str, Any]) -> str:
+    lines = [
+        f"job        {job['id']}",
+        f"name       {job['name'] or '-'}",
+        f"status     {job['status']}" + (" (cancel requested)" if job["cancel_requested"] else ""),
+        f"progress   epoch {job['epoch']}/{job['epochs']}, attempt {job['attempt']}",
+        f"network    {job['parameters']:,} parameters on {job['device'] or '-'}",
+        f"created    {job['created_at']}",
+    ]
+    for name in ("latest", "best"):
+        metric = job[name]
+        if metric:
+            detail = f"epoch {metric['epoch']}: loss {metric['loss']:.6f}"
+            if metric.get("accuracy") is not None:
+                detail += f", accuracy {metric['accuracy']:.4f}"
+            if metric.get("val_loss") is not None:
+                detail += f", val_loss {metric['val_loss']:.6f}"
+            lines.append(f"{name:<10} {detail}")
+    if job["error"]:
+        lines.append(f"error      {job['error']}")
+    return "\n".join(lines) + "\n"
+
+
+def _elapsed(start: str, end: str) -> str:
+    return duration((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in rows
+    )

@@ -1,0 +1,70 @@
+"""A job's event stream as the client follows it: parsed, and resumed after a dropped
+connection from the last epoch received (Last-Event-ID), so no epoch is lost or repeated."""
+
+import json
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from service.client.api import Api, ClientError
+
+# Reconnects in a row without an event in between before giving up.
+RECONNECTS = 5
+RECONNECT_PAUSE_SECONDS = 1.0
+FINAL = frozenset({"succeeded", "failed", "cancelled"})
+
+
+@dataclass(frozen=True)
+class ServerEvent:
+    event: str
+    id: str | None
+    data: Any
+
+
+def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
+    """Server-Sent Events from the stream's lines; comments (keep-alives) are skipped."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    for line in lines:
+        if line == "":
+            if data:
+                yield ServerEvent(
+                    event=fields.get("event", "message"),
+                    id=fields.get("id"),
+                    data=json.loads("\n".join(data)),
+                )
+            fields, data = {}, []
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+
+
+def follow(api: Api, job_id: str) -> Iterator[ServerEvent]:
+    """Every event of the job until its final status event."""
+    last_id: str | None = None
+    failures = 0
+    while True:
+        headers = {"Last-Event-ID": last_id} if last_id is not None else {}
+        try:
+            with api.stream(f"/v1/jobs/{job_id}/events", headers=headers) as response:
+                for event in parse(response.iter_lines()):
+                    failures = 0
+                    if event.id is not None:
+                        last_id = event.id
+                    yield event
+                    if event.event == "status" and event.data["status"] in FINAL:
+                        return
+            reason = "the server closed it before the job finished"
+        except httpx.TransportError as error:
+            reason = str(error) or type(error).__name__
+        failures += 1
+        if failures > RECONNECTS:
+            raise ClientError(f"lost the event stream of job {job_id}: {reason}")
+        time.sleep(RECONNECT_PAUSE_SECONDS)

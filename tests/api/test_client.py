@@ -1,0 +1,172 @@
+"""The `service` client commands, run as subprocesses against a real server and worker."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import Settings
+from service.worker.loop import Worker
+from tests.factories import tiny_spec
+
+FAST_EVENTS = {"events_poll_seconds": 0.05}
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return dict(FAST_EVENTS)
+
+
+@pytest.fixture(autouse=True)
+def _sqlite_only(backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the client speaks HTTP only: run once, on SQLite")
+
+
+@pytest.fixture
+def worker(sessions: sessionmaker[Session], settings: Settings) -> Iterator[None]:
+    """A real worker polling the queue in a thread for the length of the test."""
+    running = Worker(settings=settings, sessions=sessions)
+    thread = threading.Thread(target=running.run_forever)
+    thread.start()
+    yield
+    running.shutdown.set()
+    thread.join(timeout=60)
+
+
+def cli(
+    *args: str, server: str, key: str | None, data_dir: Path | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """`python -m service.cli ARGS --url SERVER`, the key in SERVICE_API_KEY when given."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"}
+    if key is not None:
+        env["SERVICE_API_KEY"] = key
+    if data_dir is not None:
+        env["SERVICE_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args, "--url", server],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def write_spec(tmp_path: Path, **overrides: Any) -> str:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(tiny_spec(**overrides)))
+    return str(path)
+
+
+@pytest.mark.usefixtures("worker")
+def test_submit_follow_shows_progress_and_exits_0_when_the_job_succeeds(
+    server: str, api_key: str, tmp_path: Path
+) -> None:
+    done = cli("submit", write_spec(tmp_path, epochs=30), "--follow", server=server, key=api_key)
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    job_id = lines[0].split()[1]
+    assert lines[0] == f"job {job_id} queued: tiny, 30 epochs, 22 parameters"
+    assert any(
+        line.startswith("epoch 30/30 [########################] 100%  loss ")
+        and "acc " in line
+        and "ETA 0:00:00" in line
+        for line in lines
+    ), done.stdout
+    assert lines[-1].startswith(f"job {job_id} succeeded at epoch 30/30: loss ")
+
+
+@pytest.mark.usefixtures("worker")
+def test_submit_follow_exits_1_with_the_reason_when_the_job_fails(
+    server: str, api_key: str, tmp_path: Path
+) -> None:
+    spec = write_spec(
+        tmp_path,
+        dataset={"kind": "quadratic", "samples": 20},
+        model={"layers": [{"type": "Linear", "out_features": 1}]},
+        optimizer={"name": "sgd", "lr": 1e6},
+        epochs=200,
+    )
+
+    done = cli("submit", spec, "--follow", server=server, key=api_key)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert " failed at epoch " in done.stdout
+    assert "error: loss became" in done.stdout
+
+
+def test_jobs_show_metrics_predict_and_cancel(
+    server: str,
+    api_key: str,
+    client: httpx.Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    trained = client.post("/v1/jobs", json=tiny_spec(name="trained")).json()["id"]
+    assert Worker(settings=settings, sessions=sessions).run_once()
+    queued = cli("submit", "-", server=server, key=api_key, stdin=json.dumps(tiny_spec()))
+    queued_id = queued.stdout.split()[1]
+
+    listing = cli("jobs", server=server, key=api_key)
+    shown = cli("show", trained, server=server, key=api_key)
+    table = cli("metrics", trained, server=server, key=api_key)
+    as_csv = cli("metrics", trained, "--csv", server=server, key=api_key)
+    cancelled = cli("cancel", queued_id, server=server, key=api_key)
+
+    assert listing.returncode == 0, listing.stderr
+    header, *rows = listing.stdout.splitlines()
+    assert header.split() == ["ID", "NAME", "STATUS", "EPOCH", "LOSS", "ACCURACY", "CREATED"]
+    assert [row.split()[:4] for row in rows] == [
+        [queued_id, "tiny", "queued", "0/3"],
+        [trained, "trained", "succeeded", "3/3"],
+    ]
+    assert "status     succeeded" in shown.stdout
+    assert "progress   epoch 3/3, attempt 1" in shown.stdout
+    assert [line.split()[0] for line in table.stdout.splitlines()] == ["EPOCH", "1", "2", "3"]
+    api_csv = client.get(f"/v1/jobs/{trained}/metrics", headers={"Accept": "text/csv"}).text
+    assert as_csv.stdout == api_csv
+    assert len(list(csv.reader(io.StringIO(as_csv.stdout)))) == 4
+    assert cancelled.stdout == f"job {queued_id} cancelled\n"
+
+    inputs = [[0.0, 0.1], [0.9, 1.0]]
+    expected = client.post(f"/v1/jobs/{trained}/predict", json={"inputs": inputs}).json()
+    from_json = cli("predict", trained, "--inputs", json.dumps(inputs), server=server, key=api_key)
+    npy = tmp_path / "inputs.npy"
+    np.save(npy, np.array(inputs, dtype=np.float32))
+    from_npy = cli("predict", trained, "--npy", str(npy), server=server, key=api_key)
+    assert json.loads(from_json.stdout) == expected
+    assert json.loads(from_npy.stdout)["predictions"] == expected["predictions"]
+
+
+def test_the_key_comes_from_the_flag_the_environment_or_the_data_dir(
+    server: str, api_key: str, tmp_path: Path
+) -> None:
+    (tmp_path / "api-key").write_text(api_key + "\n")
+
+    from_file = cli("jobs", server=server, key=None, data_dir=tmp_path)
+    from_flag = cli("jobs", "--key", api_key, server=server, key=None, data_dir=tmp_path / "none")
+    missing = cli("jobs", server=server, key=None, data_dir=tmp_path / "none")
+    wrong = cli("jobs", server=server, key="sk_wrong")
+    unknown = cli("show", "0123456789", server=server, key=api_key)
+
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_flag.returncode == 0, from_flag.stderr
+    assert missing.returncode == 3
+    assert "no API key: pass --key, set SERVICE_API_KEY" in missing.stderr
+    assert wrong.returncode == 3
+    assert "401 Unauthorized" in wrong.stderr
+    assert unknown.returncode == 3
+    assert "404 NotFound: job '0123456789' does not exist" in unknown.stderr
