@@ -37,6 +37,9 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+JSON, NPY = "application/json", "application/x-npy"
+PLAIN, CONSTANT = "plain FastAPI", "constant"
+
 SIMPLE_NN = {
     "name": "seed-002-simple-nn",
     "dataset": {"kind": "sum_bins", "samples": 1000, "features": 784},
@@ -76,7 +79,8 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
     with transaction(app.state.sessions) as session:
         job = repository.get_job(session, job_id=job_id)
         row = repository.find_checkpoint(session, job_id=job_id, ref="best")
-        assert job is not None and row is not None
+        assert job is not None
+        assert row is not None
         network = build_network(
             JobSpec.model_validate(job.spec).model.layers, device=torch.device("cpu")
         )
@@ -99,7 +103,7 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
             probabilities=probabilities.tolist(),
         )
 
-    constant = {"predictions": [3], "checkpoint": {"epoch": 2, "kind": "best"}}
+    constant: dict[str, object] = {"predictions": [3], "checkpoint": {"epoch": 2, "kind": "best"}}
 
     @app.post("/bench/constant")
     async def constant_answer() -> dict[str, object]:
@@ -116,10 +120,9 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
         port=port,
         log_level="warning",
         access_log=False,
-        loop=loop,  # type: ignore[arg-type]
-        http=http,  # type: ignore[arg-type]
+        loop=loop,
+        http=http,
     )
-
 
 
 def free_port() -> int:
@@ -132,9 +135,9 @@ def start_server(
     env: dict[str, str], *, job_id: str, log: Path, loop: str = "auto", http: str = "auto"
 ) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
+    command = [sys.executable, __file__, "--serve", str(port), "--job", job_id]
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(port), "--job", job_id]
-        + ["--loop", loop, "--http", http],
+        [*command, "--loop", loop, "--http", http],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -189,6 +192,8 @@ class Result:
     requests: int
     seconds: float
     latencies: list[float]
+    completed: int = 0  # requests answered, the warm-up's included
+    cpu_seconds: float = 0.0  # the serving process's CPU time over the whole run
 
     @property
     def rps(self) -> float:
@@ -209,13 +214,14 @@ def request_bytes(*, port: int, path: str, key: str, body: bytes, content_type: 
 
 async def _client(
     port: int, payload: bytes, *, start: float, stop: float, latencies: list[float]
-) -> None:
+) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    completed = 0
     try:
         while True:
             sent = time.perf_counter()
             if sent >= stop:
-                return
+                return completed
             writer.write(payload)
             head = await reader.readuntil(b"\r\n\r\n")
             status = head[9:12]
@@ -227,6 +233,7 @@ async def _client(
             if status != b"200":
                 raise RuntimeError(f"HTTP {status.decode()}: {head.decode()[:200]}")
             done = time.perf_counter()
+            completed += 1
             if sent >= start:
                 latencies.append(done - sent)
     finally:
@@ -238,13 +245,15 @@ async def _load(port: int, payload: bytes, *, clients: int, seconds: float) -> R
     start = time.perf_counter() + warmup
     stop = start + seconds
     latencies: list[float] = []
-    await asyncio.gather(
+    completed = await asyncio.gather(
         *(
             _client(port, payload, start=start, stop=stop, latencies=latencies)
             for _ in range(clients)
         )
     )
-    return Result(requests=len(latencies), seconds=seconds, latencies=latencies)
+    return Result(
+        requests=len(latencies), seconds=seconds, latencies=latencies, completed=sum(completed)
+    )
 
 
 def load(port: int, payload: bytes, *, clients: int, seconds: float) -> Result:
@@ -258,6 +267,21 @@ def npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    clients: int
+    body: bytes
+    content_type: str
+    endpoints: tuple[str, ...]
+
+
+def server_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -278,95 +302,128 @@ def main() -> None:
     batch = rng.standard_normal((64, 784)).astype(np.float32)
     json_one = orjson.dumps({"inputs": one_row}, option=orjson.OPT_SERIALIZE_NUMPY)
     json_batch = orjson.dumps({"inputs": batch}, option=orjson.OPT_SERIALIZE_NUMPY)
-    JSON, NPY = "application/json", "application/x-npy"
+    ours = ("predict (batching)", "predict (no batching)")
+    scenarios = [
+        Scenario(f"1 row JSON, {c} clients", c, json_one, JSON, (*ours, PLAIN, CONSTANT))
+        for c in (1, 16, 64)
+    ] + [
+        Scenario("64 rows JSON, 4 clients", 4, json_batch, JSON, (*ours, PLAIN)),
+        Scenario("64 rows .npy, 4 clients", 4, npy(batch), NPY, ours),
+    ]
 
     with tempfile.TemporaryDirectory() as tmp:
         env, key, job_id = train_job(Path(tmp) / "data")
-        batched, batched_port = start_server(env, job_id=job_id, log=Path(tmp) / "batched.log")
-        unbatched_env = {**env, "SERVICE_PREDICT_BATCHING": "false"}
-        unbatched, unbatched_port = start_server(
-            unbatched_env, job_id=job_id, log=Path(tmp) / "unbatched.log"
-        )
+        servers = [
+            start_server(
+                env, job_id=job_id, log=Path(tmp) / "batching.log", loop=args.loop, http=args.http
+            ),
+            start_server(
+                {**env, "SERVICE_PREDICT_BATCHING": "false"},
+                job_id=job_id,
+                log=Path(tmp) / "no-batching.log",
+                loop=args.loop,
+                http=args.http,
+            ),
+        ]
+        (batching, batching_port), (_, no_batching_port) = servers
         predict = f"/v1/jobs/{job_id}/predict"
         endpoints = {
-            "predict (batching)": (batched_port, predict),
-            "predict (no batching)": (unbatched_port, predict),
-            "plain FastAPI": (batched_port, "/bench/plain"),
-            "constant": (batched_port, "/bench/constant"),
+            ours[0]: (batching, batching_port, predict),
+            ours[1]: (servers[1][0], no_batching_port, predict),
+            PLAIN: (batching, batching_port, "/bench/plain"),
+            CONSTANT: (batching, batching_port, "/bench/constant"),
         }
-        # (scenario, clients, body, content type, endpoints)
-        scenarios = [
-            (f"1 row JSON, {c} clients", c, json_one, JSON, list(endpoints)) for c in (1, 16, 64)
-        ] + [
-            (
-                "64 rows JSON, 4 clients",
-                4,
-                json_batch,
-                JSON,
-                ["predict (batching)", "predict (no batching)", "plain FastAPI"],
-            ),
-            ("64 rows .npy, 4 clients", 4, npy(batch), NPY, ["predict (batching)", "predict (no batching)"]),
-        ]
         results: dict[tuple[str, str], list[Result]] = {}
+        merged: dict[str, list[float]] = {}
         try:
-            for name, port_path in endpoints.items():  # warm every endpoint once
-                port, path = port_path
-                load(port, request_bytes(port=port, path=path, key=key, body=json_one, content_type=JSON), clients=4, seconds=0.5)
+            for _process, port, path in endpoints.values():  # load every network, warm each path
+                payload = request_bytes(
+                    port=port, path=path, key=key, body=json_one, content_type=JSON
+                )
+                load(port, payload, clients=4, seconds=0.5)
             for round_number in range(args.rounds):
-                for scenario, clients, body, content_type, names in scenarios:
-                    for name in names:
-                        port, path = endpoints[name]
+                for scenario in scenarios:
+                    for name in scenario.endpoints:
+                        process, port, path = endpoints[name]
                         payload = request_bytes(
-                            port=port, path=path, key=key, body=body, content_type=content_type
+                            port=port,
+                            path=path,
+                            key=key,
+                            body=scenario.body,
+                            content_type=scenario.content_type,
                         )
-                        result = load(port, payload, clients=clients, seconds=args.seconds)
-                        results.setdefault((scenario, name), []).append(result)
+                        before = batcher_totals(batching_port)
+                        cpu = server_cpu_seconds(process.pid)
+                        result = load(port, payload, clients=scenario.clients, seconds=args.seconds)
+                        result.cpu_seconds = server_cpu_seconds(process.pid) - cpu
+                        results.setdefault((scenario.name, name), []).append(result)
+                        if name == ours[0]:
+                            after = batcher_totals(batching_port)
+                            passes = after[1] - before[1]
+                            merged.setdefault(scenario.name, []).append(
+                                (after[0] - before[0]) / max(passes, 1)
+                            )
                 print(f"round {round_number + 1} of {args.rounds} done", file=sys.stderr)
         finally:
-            for log in Path(tmp).glob("*.log"):
-                print(log.read_text()[-3000:], file=sys.stderr)
-            for process in (batched, unbatched):
+            for process, _port in servers:
                 process.terminate()
                 process.wait(timeout=30)
-        report(results, scenarios)
+    report(results, scenarios, merged)
 
 
-def median_of(results: list[Result]) -> tuple[float, float, float]:
-    return (
-        statistics.median(r.rps for r in results),
-        statistics.median(r.percentile(0.5) for r in results),
-        statistics.median(r.percentile(0.99) for r in results),
+def batcher_totals(port: int) -> tuple[int, int]:
+    totals = httpx.get(f"http://127.0.0.1:{port}/bench/batching").json()
+    return totals["requests"], totals["passes"]
+
+
+def report(
+    results: dict[tuple[str, str], list[Result]],
+    scenarios: list[Scenario],
+    merged: dict[str, list[float]],
+) -> None:
+    print(
+        f"\n{'scenario':<25} {'endpoint':<22} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu us/req':>10} {'req/pass':>8}"
     )
-
-
-def report(results: dict[tuple[str, str], list[Result]], scenarios: list) -> None:  # type: ignore[type-arg]
-    print(f"\n{'scenario':<26} {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    medians = {}
-    for scenario, *_rest, names in scenarios:
-        for name in names:
-            rps, p50, p99 = medians[scenario, name] = median_of(results[scenario, name])
-            print(f"{scenario:<26} {name:<22} {rps:>8.0f} {p50:>8.2f} {p99:>8.2f}")
-    print()
-    for clients in (1, 16, 64):
-        scenario = f"1 row JSON, {clients} clients"
-        for name in ("predict (batching)", "predict (no batching)"):
-            ours, plain, constant = (
-                medians[scenario, name],
-                medians[scenario, "plain FastAPI"],
-                medians[scenario, "constant"],
+    medians: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for scenario in scenarios:
+        for name in scenario.endpoints:
+            runs = results[scenario.name, name]
+            rps, p50, p99 = medians[scenario.name, name] = (
+                statistics.median(r.rps for r in runs),
+                statistics.median(r.percentile(0.5) for r in runs),
+                statistics.median(r.percentile(0.99) for r in runs),
+            )
+            cpu = statistics.median(1e6 * r.cpu_seconds / max(r.completed, 1) for r in runs)
+            per_pass = (
+                f"{statistics.median(merged[scenario.name]):8.1f}"
+                if name == "predict (batching)"
+                else ""
             )
             print(
-                f"{scenario}: {name} = {ours[0] / plain[0]:.2f}x plain, "
-                f"{ours[0] / constant[0]:.2f}x constant req/s; p99 {ours[2]:.2f} vs plain "
-                f"{plain[2]:.2f} ms"
+                f"{scenario.name:<25} {name:<22} {rps:>7.0f} {p50:>8.2f} {p99:>8.2f} "
+                f"{cpu:>10.0f} {per_pass}"
             )
-    plain_batch = medians["64 rows JSON, 4 clients", "plain FastAPI"][0]
+    print(
+        "\nmedians over the rounds; cpu us/req: the serving process's CPU time per request "
+        "(the 1-row JSON endpoints share a process but run one at a time)\n"
+    )
+    for clients in (1, 16, 64):
+        row = f"1 row JSON, {clients} clients"
+        plain, constant = medians[row, PLAIN], medians[row, CONSTANT]
+        for name in ("predict (batching)", "predict (no batching)"):
+            ours = medians[row, name]
+            print(
+                f"{row}, {name}: {ours[0] / plain[0]:.2f}x plain and "
+                f"{ours[0] / constant[0]:.2f}x constant req/s; p99 {ours[2]:.1f} ms "
+                f"(plain {plain[2]:.1f})"
+            )
+    plain_batch = medians["64 rows JSON, 4 clients", PLAIN][0]
     for name in ("predict (batching)", "predict (no batching)"):
-        npy_batch = medians["64 rows .npy, 4 clients", name][0]
-        json_batch = medians["64 rows JSON, 4 clients", name][0]
         print(
-            f"64 rows, 4 clients: {name} .npy = {npy_batch / plain_batch:.2f}x plain JSON; "
-            f"its JSON = {json_batch / plain_batch:.2f}x plain JSON"
+            f"64 rows, 4 clients, {name}: .npy "
+            f"{medians['64 rows .npy, 4 clients', name][0] / plain_batch:.2f}x and JSON "
+            f"{medians['64 rows JSON, 4 clients', name][0] / plain_batch:.2f}x plain JSON req/s"
         )
 
 
