@@ -14,6 +14,8 @@ one's median and the speed-up, tutorial time / engine time.
 
 The tutorial's clock covers its training loop only (its data is made beforehand, without its
 slow per-sample loops); the engine's covers all of train(): data, network, loop, checkpoints.
+Both wall time and this process's CPU time are shown: on a shared machine the CPU time is the
+steadier of the two (with --threads 1 it is close to the work done).
 """
 
 import argparse
@@ -21,6 +23,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -33,6 +36,22 @@ from service.training.loop import train
 from service.training.plan import describe_dataset, plan
 
 CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds
+    cpu: float  # seconds of this process's CPU time
+    loss: float  # the last epoch's loss
+
+
+def clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def finished(started: tuple[float, float], *, loss: float) -> Run:
+    wall, cpu = clock()
+    return Run(wall=wall - started[0], cpu=cpu - started[1], loss=loss)
 
 
 class NoHooks:
@@ -85,15 +104,15 @@ def spiral_spec() -> JobSpec:
     )
 
 
-def tutorial_002(spec: JobSpec) -> tuple[float, float]:
-    """Seed 002's train_model: DataLoader batches, loss.item() per step. (seconds, last loss)"""
+def tutorial_002(spec: JobSpec) -> Run:
+    """Seed 002's train_model: DataLoader batches, loss.item() per step."""
     torch.manual_seed(spec.seed or 0)
     inputs, targets = make_dataset(spec.dataset)
     model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     dataloader = DataLoader(TensorDataset(inputs, targets), batch_size=64, shuffle=True)
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-    started = time.perf_counter()
+    started = clock()
     epoch_loss = math.nan
     for _ in range(spec.epochs):
         running_loss = 0.0
@@ -105,17 +124,17 @@ def tutorial_002(spec: JobSpec) -> tuple[float, float]:
             optimizer.step()
             running_loss += loss.item() * batch_inputs.size(0)
         epoch_loss = running_loss / len(inputs)  # the script: len(dataloader.dataset)
-    return time.perf_counter() - started, epoch_loss
+    return finished(started, loss=epoch_loss)
 
 
-def tutorial_001(spec: JobSpec) -> tuple[float, float]:
-    """Seed 001's loop: full batch, loss.item() and accuracy every step. (seconds, last loss)"""
+def tutorial_001(spec: JobSpec) -> Run:
+    """Seed 001's loop: full batch, loss.item() and accuracy every step."""
     torch.manual_seed(spec.seed or 0)
     x, y = make_dataset(spec.dataset)
     model = nn.Sequential(nn.Linear(2, 100), nn.ReLU(), nn.Linear(100, 3))
     criterion = nn.CrossEntropyLoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
-    started = time.perf_counter()
+    started = clock()
     last = math.nan
     for _ in range(spec.epochs):
         y_pred = model(x)
@@ -126,38 +145,44 @@ def tutorial_001(spec: JobSpec) -> tuple[float, float]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return time.perf_counter() - started, last
+    return finished(started, loss=last)
 
 
-def engine(spec: JobSpec) -> tuple[float, float]:
-    """train() end to end with no-op hooks. (seconds, last epoch's loss)"""
+def engine(spec: JobSpec) -> Run:
+    """train() end to end with no-op hooks."""
     hooks = NoHooks()
-    started = time.perf_counter()
+    started = clock()
     train(spec, device=CPU, hooks=hooks)
-    return time.perf_counter() - started, hooks.last.loss
+    return finished(started, loss=hooks.last.loss)
 
 
 def compare(
     name: str,
     *,
-    tutorial: Callable[[JobSpec], tuple[float, float]],
+    tutorial: Callable[[JobSpec], Run],
     spec: JobSpec,
     repeats: int,
 ) -> None:
     normalised = plan(spec, data=describe_dataset(spec.dataset)).spec
-    times: dict[str, list[float]] = {"tutorial": [], "engine": []}
-    losses: dict[str, float] = {}
+    runs: dict[str, list[Run]] = {"tutorial": [], "engine": []}
     for _ in range(repeats):
         for label, run in (("tutorial", tutorial), ("engine", engine)):
-            seconds, losses[label] = run(normalised)
-            times[label].append(seconds)
-    tutorial_median = statistics.median(times["tutorial"])
-    engine_median = statistics.median(times["engine"])
+            runs[label].append(run(normalised))
     print(f"{name}  ({repeats} repeats, {torch.get_num_threads()} threads)")
-    for label, median in (("tutorial", tutorial_median), ("engine", engine_median)):
-        runs = " ".join(f"{t:.2f}" for t in times[label])
-        print(f"  {label:8s} median {median:7.3f} s   runs: {runs}   last loss {losses[label]:.8f}")
-    print(f"  speed-up (tutorial / engine): {tutorial_median / engine_median:.2f}x")
+    medians = {}
+    for label, done in runs.items():
+        medians[label] = (
+            statistics.median(r.wall for r in done),
+            statistics.median(r.cpu for r in done),
+        )
+        walls = " ".join(f"{r.wall:.2f}" for r in done)
+        print(
+            f"  {label:8s} wall {medians[label][0]:7.3f} s  cpu {medians[label][1]:7.3f} s  "
+            f"(walls: {walls})  last loss {done[-1].loss:.8f}"
+        )
+    wall_ratio = medians["tutorial"][0] / medians["engine"][0]
+    cpu_ratio = medians["tutorial"][1] / medians["engine"][1]
+    print(f"  speed-up (tutorial / engine): wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x")
 
 
 def main() -> None:

@@ -44,10 +44,11 @@ class Batches:
             return
         inputs, targets = self.inputs, self.targets
         if self.shuffle:
-            # Drawn on the CPU so the order is the same on every device; one gather per epoch
-            # makes every batch below a contiguous view.
+            # Drawn on the CPU so the order is the same on every device. One gather per epoch
+            # makes every batch below a contiguous view; index_select gathers rows several
+            # times faster than inputs[order] on the CPU.
             order = torch.randperm(self.samples, generator=self.generator).to(inputs.device)
-            inputs, targets = inputs[order], targets[order]
+            inputs, targets = inputs.index_select(0, order), targets.index_select(0, order)
         for step in range(self.steps):
             start = step * self.batch_size
             yield inputs[start : start + self.batch_size], targets[start : start + self.batch_size]

@@ -226,7 +226,7 @@ def train(
     for epoch in range(first_epoch, spec.epochs + 1):
         started = time.perf_counter()
         lr = current_lr(optimizer)
-        totals = EpochTotals(device=device, loss=loss_name, classification=classification)
+        totals = EpochTotals(loss=loss_name, classification=classification)
         try:
             _train_epoch(
                 network,

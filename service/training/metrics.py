@@ -1,4 +1,4 @@
-"""Epoch loss and accuracy, accumulated on the device and read with one sync per epoch."""
+"""Epoch loss and accuracy, kept on the device and read with one sync per epoch."""
 
 import torch
 
@@ -7,32 +7,47 @@ from service.training.losses import count_correct
 
 
 class EpochTotals:
-    """Sums over an epoch's optimizer steps, weighted by batch size.
+    """An epoch's per-step losses and correct counts, left on the device until read.
 
-    Float64 sums keep a full-batch epoch's loss exactly the step's loss: (loss * n) / n.
+    Steps only append (the weighting and summing happen once, in `sums`), so a mini-batch step
+    pays for nothing but the arg-max that counts its correct predictions.
     """
 
-    def __init__(self, *, device: torch.device, loss: LossName, classification: bool) -> None:
+    def __init__(self, *, loss: LossName, classification: bool) -> None:
         self.loss_name = loss
         self.classification = classification
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.correct = torch.zeros((), dtype=torch.int64, device=device)
-        self.samples = 0
+        self.losses: list[torch.Tensor] = []
+        self.sizes: list[int] = []
+        self.correct: list[torch.Tensor] = []
 
     def add(self, *, loss: torch.Tensor, output: torch.Tensor, target: torch.Tensor) -> None:
-        size = len(target)
-        self.loss_sum += loss.detach().double() * size
+        self.losses.append(loss.detach())
+        self.sizes.append(len(target))
         if self.classification:
-            self.correct += count_correct(
-                output=output.detach(), target=target, loss=self.loss_name
+            self.correct.append(
+                count_correct(output=output.detach(), target=target, loss=self.loss_name)
             )
-        self.samples += size
+
+    @property
+    def samples(self) -> int:
+        return sum(self.sizes)
+
+    def sums(self) -> torch.Tensor:
+        """[loss weighted by batch size, correct predictions], summed on the device, float64.
+
+        Float64 keeps a full-batch epoch's loss exactly its one step's loss: (loss * n) / n.
+        """
+        losses = torch.stack(self.losses).double()
+        # Every batch has the same size but perhaps the last; no host-to-device copy needed.
+        weights = torch.full_like(losses, self.sizes[0])
+        weights[-1] = self.sizes[-1]
+        correct = torch.stack(self.correct).sum() if self.correct else losses.new_zeros(())
+        return torch.stack(((losses * weights).sum(), correct.double()))
 
 
 def read_totals(*totals: EpochTotals) -> list[tuple[float, float | None]]:
     """(mean loss, accuracy or None) of each, all with one device-to-host sync."""
-    sums = torch.stack([t for each in totals for t in (each.loss_sum, each.correct.double())])
-    values = sums.tolist()
+    values = torch.cat([each.sums() for each in totals]).tolist()
     return [
         (
             values[2 * i] / each.samples,

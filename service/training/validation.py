@@ -23,7 +23,10 @@ def split(
         return (inputs, targets), None
     order = torch.randperm(len(inputs), generator=generator)
     held_out, kept = order[:size], order[size:]
-    return (inputs[kept], targets[kept]), (inputs[held_out], targets[held_out])
+    return (
+        (inputs.index_select(0, kept), targets.index_select(0, kept)),
+        (inputs.index_select(0, held_out), targets.index_select(0, held_out)),
+    )
 
 
 @torch.inference_mode()
@@ -39,7 +42,7 @@ def evaluate(
     """Loss and accuracy sums over `data` in eval mode, in batches of the training batch size;
     read them with metrics.read_totals."""
     inputs, targets = data
-    totals = EpochTotals(device=inputs.device, loss=loss, classification=classification)
+    totals = EpochTotals(loss=loss, classification=classification)
     step = batch_size or len(inputs)
     network.eval()
     try:
