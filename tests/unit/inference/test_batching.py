@@ -1,0 +1,102 @@
+"""Request batching: concurrent callers share forward passes and each gets exactly its rows."""
+
+import asyncio
+
+import numpy as np
+import pytest
+import torch
+
+from service.inference.batching import Batcher
+from service.inference.loading import LoadedNetwork, Outputs
+from tests.unit.inference.networks import loaded_network
+
+
+def rows(n: int, *, count: int) -> np.ndarray:
+    """Caller n's own rows: distinct for every caller and row."""
+    return np.array([[n, -n / 3 + r, r / 7] for r in range(count)], dtype=np.float32)
+
+
+async def predict_all(
+    batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
+) -> list[Outputs]:
+    return list(await asyncio.gather(*(batcher.predict(loaded, x) for x in inputs)))
+
+
+def test_concurrent_callers_share_one_pass_and_get_their_own_rows() -> None:
+    loaded = loaded_network()
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0)
+    inputs = [rows(n, count=n % 3 + 1) for n in range(20)]
+
+    answers = asyncio.run(predict_all(batcher, loaded, inputs))
+
+    assert (batcher.requests, batcher.passes) == (20, 1)
+    for x, answer in zip(inputs, answers, strict=True):
+        alone = loaded.predict(x)
+        torch.testing.assert_close(
+            torch.from_numpy(answer.probabilities), torch.from_numpy(alone.probabilities)
+        )
+        assert answer.predictions.tolist() == alone.predictions.tolist()
+    assert len({a.probabilities.tobytes() for a in answers}) == 20
+
+
+def test_a_pass_takes_whole_requests_up_to_max_rows() -> None:
+    loaded = loaded_network()
+    batcher = Batcher(max_rows=5, max_wait_seconds=0)
+    # 2 + 2 rows fit in 5, a third request does not; 7 rows run alone.
+    inputs = [rows(0, count=2), rows(1, count=2), rows(2, count=2), rows(3, count=7)]
+
+    answers = asyncio.run(predict_all(batcher, loaded, inputs))
+
+    assert (batcher.requests, batcher.passes) == (4, 3)
+    assert [len(a.predictions) for a in answers] == [2, 2, 2, 7]
+
+
+def test_a_wait_gathers_requests_that_arrive_later() -> None:
+    loaded = loaded_network()
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0.05)
+
+    async def staggered() -> None:
+        first = asyncio.create_task(batcher.predict(loaded, rows(0, count=1)))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(batcher.predict(loaded, rows(1, count=1)))
+        await asyncio.gather(first, second)
+
+    asyncio.run(staggered())
+
+    assert (batcher.requests, batcher.passes) == (2, 1)
+
+
+def test_a_failed_pass_fails_each_of_its_callers() -> None:
+    loaded = loaded_network()
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0)
+
+    async def wrong_width() -> list[object]:
+        calls = [batcher.predict(loaded, np.zeros((1, 5), np.float32)) for _ in range(3)]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    results = asyncio.run(wrong_width())
+
+    assert all(isinstance(r, RuntimeError) for r in results)
+    # The next request is served as usual.
+    answer = asyncio.run(batcher.predict(loaded, rows(0, count=1)))
+    assert answer.predictions.shape == (1,)
+
+
+def test_networks_are_batched_separately() -> None:
+    first, second = (
+        loaded_network(key=("a", 1, "x"), seed=1),
+        loaded_network(key=("b", 1, "y"), seed=2),
+    )
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0)
+    x = rows(5, count=2)
+
+    async def both() -> list[Outputs]:
+        return list(await asyncio.gather(batcher.predict(first, x), batcher.predict(second, x)))
+
+    one, two = asyncio.run(both())
+
+    assert batcher.passes == 2
+    np.testing.assert_array_equal(one.probabilities, first.predict(x).probabilities)
+    np.testing.assert_array_equal(two.probabilities, second.predict(x).probabilities)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(one.probabilities, two.probabilities)
