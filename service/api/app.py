@@ -10,6 +10,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.routes import (
     checkpoints,
+    dashboard,
     datasets,
     events,
     health,
@@ -73,4 +74,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(plots.router)
     app.include_router(monitoring.router)
+    app.include_router(dashboard.router)
     return app

@@ -1,0 +1,1 @@
+"""The dashboard's page, script and style sheet, served as they are (no build step)."""
