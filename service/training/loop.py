@@ -186,7 +186,7 @@ def train(
 
     Raises TrainingFailed when the loss or the weights stop being finite, or the network fails.
     """
-    if spec.seed is None or spec.loss is None or spec.best_metric is None:
+    if spec.seed is None or spec.task is None or spec.loss is None or spec.best_metric is None:
         raise ValueError("train() needs a normalised spec; pass it through plan() first")
     seed, loss_name, best_metric = spec.seed, spec.loss, spec.best_metric
     classification = spec.task == "classification"

@@ -199,6 +199,10 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     data = _for_task(data, task=spec.task)
     loss = _choose_loss(spec, data=data)
     traced = trace_network(spec.model.layers, input_shape=data.input_shape)
+    if traced.parameters == 0:
+        raise InvalidSpec(
+            "the network has no parameters to train; add a layer that has some, e.g. a Linear"
+        )
     # Integer targets of inline or uploaded data read as classes unless the spec says otherwise.
     labels_guessed = spec.task is None and isinstance(
         spec.dataset, specs.InlineData | specs.UploadedData

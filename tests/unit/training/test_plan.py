@@ -258,6 +258,15 @@ def test_batchnorm_with_a_one_sample_batch_is_refused() -> None:
     assert planned(job(**{**spec.model_dump(), "drop_last": True})).drop_last
 
 
+def test_a_network_without_parameters_is_refused() -> None:
+    spec = job(
+        dataset={"kind": "inline", "inputs": [[0, 1], [1, 0]], "targets": [0, 1]},
+        model=layers({"type": "ReLU"}),
+    )
+    with pytest.raises(InvalidSpec, match="the network has no parameters to train"):
+        planned(spec)
+
+
 def test_describe_dataset_reads_the_spec_without_generating_data() -> None:
     assert describe_dataset(
         job(dataset={"kind": "spiral", "classes": 4, "points_per_class": 10}).dataset
