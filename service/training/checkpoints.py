@@ -85,11 +85,15 @@ def read_metadata(blob: bytes) -> dict[str, str]:
 
 def decode_state(blob: bytes) -> TrainingState:
     try:
-        tensors = safetensors.torch.load(blob)
-        metadata = read_metadata(blob)
-        version = int(metadata["format_version"])
+        return _decode_state(blob)
     except (safetensors.SafetensorError, struct.error, ValueError, KeyError) as exc:
-        raise ServiceError(f"checkpoint state is unreadable: {exc}") from exc
+        raise ServiceError(f"checkpoint state is unreadable: {exc!r}") from exc
+
+
+def _decode_state(blob: bytes) -> TrainingState:
+    tensors = safetensors.torch.load(blob)
+    metadata = read_metadata(blob)
+    version = int(metadata["format_version"])
     if version != FORMAT_VERSION:
         raise ServiceError(
             f"checkpoint state has format {version}; this service reads {FORMAT_VERSION}"
