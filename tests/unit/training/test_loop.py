@@ -45,6 +45,16 @@ def test_the_same_spec_and_seed_give_identical_metrics_and_weights() -> None:
     assert first.checkpoints[-1].weights == second.checkpoints[-1].weights
 
 
+def test_a_validation_split_leaves_the_initial_weights_unchanged() -> None:
+    # lr 1e-30 moves no float32 weight, so the final weights are the initial ones.
+    frozen = {"name": "sgd", "lr": 1e-30}
+    _, without = run(planned(optimizer=frozen, schedule=None, epochs=1))
+    _, with_split = run(
+        planned(optimizer=frozen, schedule=None, epochs=1, validation_fraction=0.25)
+    )
+    assert without.checkpoints[-1].weights == with_split.checkpoints[-1].weights
+
+
 def test_a_different_seed_gives_different_weights() -> None:
     _, first = run(planned(seed=1))
     _, second = run(planned(seed=2))
