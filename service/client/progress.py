@@ -9,8 +9,11 @@ from collections import deque
 from typing import Any, TextIO
 
 WIDTH = 24
-# ETA from the arrival times of the last this many epochs.
-WINDOW = 20
+# ETA from the pace epochs arrived at over this many seconds (the stream delivers them in bursts,
+# one per poll of the server, so a shorter window would swing).
+WINDOW_SECONDS = 30.0
+# Below this span of arrivals the pace is unknown; the epochs' own training time stands in.
+MIN_SPAN_SECONDS = 1.0
 # Seconds between lines when not on a terminal.
 LOG_EVERY_SECONDS = 5.0
 
@@ -25,7 +28,7 @@ class Progress:
         self.total = total
         self.out = out
         self.live = out.isatty()
-        self.arrivals: deque[tuple[float, int, float]] = deque(maxlen=WINDOW)
+        self.arrivals: deque[tuple[float, int, float]] = deque()
         self.last_line = 0.0
         self.drawn = False
 
@@ -33,6 +36,8 @@ class Progress:
         now = time.monotonic()
         epoch = int(metric["epoch"])
         self.arrivals.append((now, epoch, float(metric["seconds"])))
+        while now - self.arrivals[0][0] > WINDOW_SECONDS:
+            self.arrivals.popleft()
         line = self.line(metric)
         if self.live:
             self.out.write("\r" + line + "\x1b[K")
@@ -60,12 +65,12 @@ class Progress:
         return "  ".join(parts)
 
     def seconds_left(self, epoch: int) -> float:
-        """Remaining epochs at the pace they arrived lately; epochs read back in a burst (on
-        connect) say nothing of the pace, so their training time stands in until then."""
+        """Remaining epochs at the pace they arrived lately; until the arrivals span a second
+        (the first burst may be a backlog read back on connect), their training time."""
         remaining = max(self.total - epoch, 0)
         first_time, first_epoch, _ = self.arrivals[0]
         last_time, last_epoch, _ = self.arrivals[-1]
-        if last_epoch > first_epoch and last_time - first_time > 0.05:
+        if last_epoch > first_epoch and last_time - first_time >= MIN_SPAN_SECONDS:
             return remaining * (last_time - first_time) / (last_epoch - first_epoch)
         mean = sum(seconds for _, _, seconds in self.arrivals) / len(self.arrivals)
         return remaining * mean
