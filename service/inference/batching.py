@@ -13,6 +13,7 @@ row's outputs do not depend on which rows it shared a pass with, up to float rou
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -44,6 +45,8 @@ class Batcher:
         # Totals since start, for logs and benchmarks: requests served, forward passes run.
         self.requests = 0
         self.passes = 0
+        # Told the rows of every forward pass (Prometheus' batch-size histogram).
+        self.on_pass: Callable[[int], None] | None = None
 
     async def predict(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         """The outputs for `inputs` (float32, shape already checked), from a shared pass."""
@@ -91,6 +94,8 @@ class Batcher:
             if len(requests) == 1
             else np.concatenate([request.inputs for request in requests])
         )
+        if self.on_pass is not None:
+            self.on_pass(len(merged))
         try:
             outputs = await anyio.to_thread.run_sync(loaded.predict, merged)
         except Exception as exc:

@@ -66,9 +66,16 @@ class NetworkCache:
         self.entries: LRU[NetworkKey, LoadedNetwork] = LRU(capacity=capacity)
         self._loading: dict[NetworkKey, _Loading] = {}
         self._guard = threading.Lock()
+        # Lookups that found the network loaded, and loads (for Prometheus).
+        self.hits = 0
+        self.misses = 0
 
     def get(self, key: NetworkKey) -> LoadedNetwork | None:
-        return self.entries.get(key)
+        loaded = self.entries.get(key)
+        if loaded is not None:
+            with self._guard:
+                self.hits += 1
+        return loaded
 
     def get_or_load(self, key: NetworkKey, load: Callable[[], LoadedNetwork]) -> LoadedNetwork:
         """The cached network, or `load()`'s, stored. Blocks: call it from a worker thread."""
@@ -78,6 +85,9 @@ class NetworkCache:
         try:
             with loading.lock:
                 loaded = self.entries.get(key)
+                with self._guard:
+                    self.hits += loaded is not None
+                    self.misses += loaded is None
                 if loaded is None:
                     loaded = load()
                     job_id, epoch, sha256 = key

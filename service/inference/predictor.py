@@ -12,6 +12,8 @@ async route (batching, thread hand-offs) starves the pool, and the threads waiti
 connection then starve the requests that hold one.
 """
 
+from collections.abc import Callable
+
 import anyio.to_thread
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +50,8 @@ class Predictor:
             if settings.predict_batching
             else None
         )
+        # Told the rows of every unbatched forward pass (the Batcher has its own).
+        self.on_pass: Callable[[int], None] | None = None
 
     # --- blocking steps, each run in a worker thread by the async path ---
 
@@ -128,4 +132,6 @@ class Predictor:
     async def _run(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         if self.batcher is not None:
             return await self.batcher.predict(loaded, inputs)
+        if self.on_pass is not None:
+            self.on_pass(len(inputs))
         return await anyio.to_thread.run_sync(loaded.predict, inputs)
