@@ -91,6 +91,17 @@ class ProcessCollector(Collector):
             "Networks loaded in memory for predictions.",
             value=len(self.predictor.networks.entries.keys()),
         )
+        networks = self.predictor.networks
+        yield CounterMetricFamily(
+            "service_network_cache_hits",
+            "Predictions (and plots) that found their network loaded.",
+            value=networks.hits,
+        )
+        yield CounterMetricFamily(
+            "service_network_cache_misses",
+            "Networks loaded from a checkpoint's weights.",
+            value=networks.misses,
+        )
         yield CounterMetricFamily(
             "service_plots_drawn", "Plots drawn (cache misses).", value=self.plotter.renders
         )
@@ -131,6 +142,9 @@ class Telemetry:
             buckets=ROW_BUCKETS,
             registry=self.registry,
         )
+        predictor.on_pass = self.batch_rows.observe
+        if predictor.batcher is not None:
+            predictor.batcher.on_pass = self.batch_rows.observe
         self.registry.register(DatabaseCollector(sessions))
         self.registry.register(
             ProcessCollector(predictor=predictor, plotter=plotter, events=events)

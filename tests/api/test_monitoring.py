@@ -3,6 +3,7 @@
 import threading
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,6 +94,11 @@ def test_metrics_report_jobs_queue_throughput_predictions_and_plots(
     assert metrics["service_training_epochs_per_second", ()] == 4.0
     assert metrics["service_epochs_stored", ()] == 3 + 4
     assert metrics["service_prediction_latency_seconds_count", ()] == 3
+    assert metrics["service_prediction_batch_rows_count", ()] == 3
+    assert metrics["service_prediction_batch_rows_sum", ()] == 2 + 3 + 1
+    assert metrics["service_prediction_batch_rows_bucket", (("le", "2.0"),)] == 2
+    assert metrics["service_network_cache_misses_total", ()] == 1
+    assert metrics["service_network_cache_hits_total", ()] == 2
     assert metrics["service_plots_drawn_total", ()] == 1
     assert metrics["service_plot_cache_hits_total", ()] == 1
     assert metrics["service_network_cache_size", ()] == 1
@@ -106,3 +112,18 @@ def test_an_empty_service_reports_zeros(server: str) -> None:
     assert metrics["service_queue_oldest_age_seconds", ()] == 0
     assert metrics["service_training_epochs_per_second", ()] == 0
     assert metrics["service_prediction_latency_seconds_count", ()] == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [{"predict_batching": False}])
+def test_unbatched_predictions_report_their_rows_too(
+    client: httpx.Client, server: str, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job_id = client.post("/v1/jobs", json=tiny_spec()).json()["id"]
+    assert Worker(settings=settings, sessions=sessions).run_once()
+    for rows in ([[0.0, 0.1]] * 5, [[0.5, 0.5]] * 7):
+        assert client.post(f"/v1/jobs/{job_id}/predict", json={"inputs": rows}).status_code == 200
+
+    metrics = scrape(server)
+
+    assert metrics["service_prediction_batch_rows_count", ()] == 2
+    assert metrics["service_prediction_batch_rows_sum", ()] == 12
