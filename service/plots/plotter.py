@@ -69,6 +69,7 @@ class Plotter:
         self.renders = 0
         self.hits = 0
         self._drawing = threading.Lock()
+        self._counting = threading.Lock()
 
     # --- the request path: each runs its blocking work in a worker thread ---
 
@@ -97,11 +98,12 @@ class Plotter:
         if draw is None:
             cached = self.cache.get(key)
             assert cached is not None
-            self.hits += 1
+            with self._counting:
+                self.hits += 1
             return Plot(png=cached, cached=True)
         with self._drawing:
             png = draw()
-        self.renders += 1
+            self.renders += 1
         self.cache.put(key, png)
         return Plot(png=png, cached=False)
 

@@ -29,6 +29,12 @@ QUADRATIC = {"kind": "quadratic", "samples": 100, "noise": 0.2}
 W_X2_PLUS_B = {"layers": [{"type": "Pow", "exponent": 2}, {"type": "Linear", "out_features": 1}]}
 
 
+@pytest.fixture(autouse=True)
+def _sqlite_only(backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("plots read jobs through the repository tested on both backends: drawn once")
+
+
 def image(response: httpx.Response) -> Image.Image:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
