@@ -12,6 +12,7 @@ from service import repository
 from service.errors import NotFound
 from service.ids import new_id
 from service.tables import Dataset
+from service.training.shapes import DataShape
 from service.training.uploads import parse_upload, upload_shape
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -45,6 +46,17 @@ def get(session: Session, *, dataset_id: str, owner_id: str) -> Dataset:
     if dataset is None:
         raise NotFound(f"dataset {dataset_id!r} does not exist")
     return dataset
+
+
+def shape_of(dataset: Dataset) -> DataShape:
+    """The stored dataset's shapes, as the training plan reads them."""
+    return DataShape(
+        samples=dataset.samples,
+        input_shape=tuple(dataset.input_shape),
+        task="classification" if dataset.task == "classification" else "regression",
+        num_classes=dataset.num_classes,
+        target_shape=tuple(dataset.target_shape),
+    )
 
 
 def load_arrays(session: Session, *, dataset_id: str) -> tuple[torch.Tensor, torch.Tensor]:

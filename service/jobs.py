@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import repository
+from service import datasets, repository
 from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
 from service.ids import new_id
 from service.settings import Settings
@@ -147,14 +147,7 @@ def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
         raise InvalidSpec(
             f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets"
         )
-    uploaded = DataShape(
-        samples=row.samples,
-        input_shape=tuple(row.input_shape),
-        task="classification" if row.task == "classification" else "regression",
-        num_classes=row.num_classes,
-        target_shape=tuple(row.target_shape),
-    )
-    return describe_dataset(spec.dataset, uploaded=uploaded)
+    return describe_dataset(spec.dataset, uploaded=datasets.shape_of(row))
 
 
 def _check_limits(

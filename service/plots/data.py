@@ -26,13 +26,7 @@ def job_shape(session: Session, *, spec: JobSpec) -> DataShape:
         row = repository.get_dataset(session, dataset_id=dataset.id)
         if row is None:
             raise NotFound(f"the dataset {dataset.id!r} this job trained on no longer exists")
-        data = DataShape(
-            samples=row.samples,
-            input_shape=tuple(row.input_shape),
-            task="classification" if row.task == "classification" else "regression",
-            num_classes=row.num_classes,
-            target_shape=tuple(row.target_shape),
-        )
+        data = datasets.shape_of(row)
     else:
         data = describe_dataset(dataset)
     if spec.task == "regression" and data.task == "classification":
