@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=0)
+    # Requests that may hold a database session at once in the api, and threads it runs blocking
+    # work on; its connection pool has 10 more connections than this (see api/deps.py).
+    api_threads: int = Field(default=40, ge=1, le=1000)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads per worker for torch; 0 leaves torch's default (all cores). `service up` gives
     # each of its workers an equal share of the cores instead, so they do not oversubscribe them.

@@ -3,6 +3,8 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
+import anyio.to_thread
 from fastapi import FastAPI
 
 from service import keys, migrations
@@ -33,10 +35,14 @@ Every /v1 route needs `Authorization: Bearer <key>`. Errors are
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.api_threads)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Requests holding a session, and threads to run them on; the pool above has more
+        # connections than either (see api/deps.py).
+        app.state.session_slots = anyio.Semaphore(settings.api_threads)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         yield
         await app.state.events.close()
         engine.dispose()

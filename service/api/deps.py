@@ -2,11 +2,18 @@
 
 Sessions use scope="function": the transaction commits (or rolls back) when the route returns,
 before the response is sent, so a client that got 202 can read what it created at once.
+
+At most `api_threads` requests hold a session at once; the rest wait on a semaphore, holding
+nothing. The pool has more connections than that, so no route ever waits for a connection held
+by a session whose commit is itself waiting for a thread (which deadlocked at ~60 concurrent
+requests before: tests/api/test_concurrency.py).
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -16,6 +23,9 @@ from service import keys
 from service.db import transaction
 from service.settings import Settings
 from service.tables import ApiKey
+
+# SQLite: take the write lock up front (see db.transaction).
+IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}
 
 
 def _settings(request: Request) -> Settings:
@@ -28,13 +38,32 @@ def _sessions(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-def _read_session(request: Request) -> Iterator[Session]:
-    with transaction(_sessions(request)) as session:
+@asynccontextmanager
+async def _admitted_transaction(request: Request, *, immediate: bool) -> AsyncIterator[Session]:
+    slots: anyio.Semaphore = request.app.state.session_slots
+    async with slots:
+        session = _sessions(request)()
+        try:
+            if immediate:
+                await run_in_threadpool(session.connection, execution_options=IMMEDIATE)
+            yield session
+            await run_in_threadpool(session.commit)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.rollback)
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(session.close)
+
+
+async def _read_session(request: Request) -> AsyncIterator[Session]:
+    async with _admitted_transaction(request, immediate=False) as session:
         yield session
 
 
-def _write_session(request: Request) -> Iterator[Session]:
-    with transaction(_sessions(request), immediate=True) as session:
+async def _write_session(request: Request) -> AsyncIterator[Session]:
+    async with _admitted_transaction(request, immediate=True) as session:
         yield session
 
 
