@@ -27,6 +27,7 @@ from service.events import EventHub
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.settings import Settings
+from service.training import plan as planning
 
 DESCRIPTION = """Train PyTorch networks from declarative job specs and serve their predictions.
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
         # connections than either (see api/deps.py).
         app.state.session_slots = anyio.Semaphore(settings.api_threads)
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        await anyio.to_thread.run_sync(planning.warm_up)
         yield
         await app.state.events.close()
         engine.dispose()

@@ -225,3 +225,20 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
             "t_max": spec.schedule.t_max or spec.epochs,
         }
     return Plan(spec=JobSpec.model_validate(fields), parameters=traced.parameters)
+
+
+WARM_UP_SPEC = JobSpec.model_validate(
+    {
+        "dataset": {"kind": "spiral", "points_per_class": 1},
+        "model": {"layers": [{"type": "Linear", "out_features": 3}]},
+        "optimizer": {"name": "sgd"},
+        "epochs": 1,
+        "seed": 0,
+    }
+)
+
+
+def warm_up() -> None:
+    """Plan a tiny spec once: torch loads its meta-device kernels on first use (about 2 s),
+    which the api would otherwise charge to its first submission."""
+    plan(WARM_UP_SPEC, data=describe_dataset(WARM_UP_SPEC.dataset))
