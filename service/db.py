@@ -67,7 +67,3 @@ def transaction(factory: sessionmaker[Session], *, immediate: bool = False) -> I
         except BaseException:
             session.rollback()
             raise
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
