@@ -5,7 +5,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from service import specs
+from service import layers, specs
 
 
 class Pow(nn.Module):
@@ -26,37 +26,37 @@ class Pow(nn.Module):
 
 # Each spec class maps to the torch class built from its fields; nothing else can be built.
 LAYER_CLASSES: dict[type[specs.Strict], Callable[..., nn.Module]] = {
-    specs.Linear: nn.Linear,
-    specs.Conv1d: nn.Conv1d,
-    specs.Conv2d: nn.Conv2d,
-    specs.MaxPool2d: nn.MaxPool2d,
-    specs.AvgPool2d: nn.AvgPool2d,
-    specs.AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d,
-    specs.Flatten: nn.Flatten,
-    specs.Unflatten: nn.Unflatten,
-    specs.Dropout: nn.Dropout,
-    specs.BatchNorm1d: nn.BatchNorm1d,
-    specs.BatchNorm2d: nn.BatchNorm2d,
-    specs.LayerNorm: nn.LayerNorm,
-    specs.ReLU: nn.ReLU,
-    specs.LeakyReLU: nn.LeakyReLU,
-    specs.ELU: nn.ELU,
-    specs.GELU: nn.GELU,
-    specs.PReLU: nn.PReLU,
-    specs.Hardshrink: nn.Hardshrink,
-    specs.Sigmoid: nn.Sigmoid,
-    specs.Tanh: nn.Tanh,
-    specs.Softplus: nn.Softplus,
-    specs.SiLU: nn.SiLU,
-    specs.Identity: nn.Identity,
-    specs.Pow: Pow,
+    layers.Linear: nn.Linear,
+    layers.Conv1d: nn.Conv1d,
+    layers.Conv2d: nn.Conv2d,
+    layers.MaxPool2d: nn.MaxPool2d,
+    layers.AvgPool2d: nn.AvgPool2d,
+    layers.AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d,
+    layers.Flatten: nn.Flatten,
+    layers.Unflatten: nn.Unflatten,
+    layers.Dropout: nn.Dropout,
+    layers.BatchNorm1d: nn.BatchNorm1d,
+    layers.BatchNorm2d: nn.BatchNorm2d,
+    layers.LayerNorm: nn.LayerNorm,
+    layers.ReLU: nn.ReLU,
+    layers.LeakyReLU: nn.LeakyReLU,
+    layers.ELU: nn.ELU,
+    layers.GELU: nn.GELU,
+    layers.PReLU: nn.PReLU,
+    layers.Hardshrink: nn.Hardshrink,
+    layers.Sigmoid: nn.Sigmoid,
+    layers.Tanh: nn.Tanh,
+    layers.Softplus: nn.Softplus,
+    layers.SiLU: nn.SiLU,
+    layers.Identity: nn.Identity,
+    layers.Pow: Pow,
 }
 
 # Fields the data decides; build_layer needs them written out (plan() does that).
 INFERRED_FIELDS = ("in_features", "in_channels", "num_features", "normalized_shape")
 
 
-def layer_kwargs(layer: specs.LayerSpec) -> dict[str, object]:
+def layer_kwargs(layer: layers.LayerSpec) -> dict[str, object]:
     """The torch constructor's keyword arguments: the spec's fields minus `type`."""
     kwargs = layer.model_dump(exclude={"type"})
     for name, value in kwargs.items():
@@ -65,7 +65,7 @@ def layer_kwargs(layer: specs.LayerSpec) -> dict[str, object]:
     return kwargs
 
 
-def build_layer(layer: specs.LayerSpec) -> nn.Module:
+def build_layer(layer: layers.LayerSpec) -> nn.Module:
     """One module, on the current default device (see build_network)."""
     missing = [name for name in INFERRED_FIELDS if getattr(layer, name, 0) is None]
     if missing:
@@ -73,7 +73,7 @@ def build_layer(layer: specs.LayerSpec) -> nn.Module:
     return LAYER_CLASSES[type(layer)](**layer_kwargs(layer))
 
 
-def build_network(layers: Sequence[specs.LayerSpec], *, device: torch.device) -> nn.Sequential:
+def build_network(layers: Sequence[layers.LayerSpec], *, device: torch.device) -> nn.Sequential:
     """The network a normalised layer list describes, on `device`.
 
     Parameters are initialised on the CPU and then moved, so a seeded job starts from the same

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass, replace
 from math import prod
 
-from service import specs
+from service import layers, specs
 from service.errors import InvalidSpec
 from service.specs import CLASSIFICATION_LOSSES, DatasetSpec, JobSpec, LossName, Task
 from service.training.inline import inline_shape
@@ -24,21 +24,21 @@ __all__ = ["DataShape", "Plan", "describe_dataset", "plan"]
 DEFAULT_LOSS: dict[Task, LossName] = {"classification": "cross_entropy", "regression": "mse"}
 # Layers that keep the number of features, so the Linear before them decides the output size.
 ELEMENTWISE_LAYERS = (
-    specs.ReLU,
-    specs.LeakyReLU,
-    specs.ELU,
-    specs.GELU,
-    specs.PReLU,
-    specs.Hardshrink,
-    specs.Sigmoid,
-    specs.Tanh,
-    specs.Softplus,
-    specs.SiLU,
-    specs.Identity,
-    specs.Pow,
-    specs.Dropout,
-    specs.BatchNorm1d,
-    specs.LayerNorm,
+    layers.ReLU,
+    layers.LeakyReLU,
+    layers.ELU,
+    layers.GELU,
+    layers.PReLU,
+    layers.Hardshrink,
+    layers.Sigmoid,
+    layers.Tanh,
+    layers.Softplus,
+    layers.SiLU,
+    layers.Identity,
+    layers.Pow,
+    layers.Dropout,
+    layers.BatchNorm1d,
+    layers.LayerNorm,
 )
 
 
@@ -121,7 +121,7 @@ def _output_hint(traced: TracedNetwork, *, size: int) -> str:
     """What to change so the output has `size` features, naming the layer when one decides it."""
     for index in reversed(range(len(traced.layers))):
         layer = traced.layers[index]
-        if isinstance(layer, specs.Linear):
+        if isinstance(layer, layers.Linear):
             return f"set out_features of layer {index} (Linear) to {size}"
         if not isinstance(layer, ELEMENTWISE_LAYERS):
             break
@@ -182,7 +182,7 @@ def _check_batches(spec: JobSpec, *, data: DataShape, traced: TracedNetwork) -> 
     if smallest > 1:
         return
     for index, (layer, shape) in enumerate(zip(traced.layers, traced.input_shapes, strict=True)):
-        if isinstance(layer, specs.BatchNorm1d | specs.BatchNorm2d) and prod(shape[2:]) == 1:
+        if isinstance(layer, layers.BatchNorm1d | layers.BatchNorm2d) and prod(shape[2:]) == 1:
             raise InvalidSpec(
                 f"layer {index} ({layer.type}) needs batches of 2 or more samples in training, "
                 f"but with {train} training samples at batch_size {spec.batch_size} one batch "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from service import specs
+from service import layers, specs
 from service.errors import InvalidSpec
 from service.training.networks import build_layer
 from service.training.shapes import format_shape
@@ -21,13 +21,13 @@ TRACE_BATCH = 2
 
 @dataclass(frozen=True)
 class TracedNetwork:
-    layers: list[specs.LayerSpec]  # with every inferred size written out
+    layers: list[layers.LayerSpec]  # with every inferred size written out
     input_shapes: list[tuple[int, ...]]  # the batch shape each layer receives
     output_shape: tuple[int, ...]  # the network's output batch shape
     parameters: int
 
 
-def _fail(*, index: int, layer: specs.LayerSpec, message: str) -> InvalidSpec:
+def _fail(*, index: int, layer: layers.LayerSpec, message: str) -> InvalidSpec:
     return InvalidSpec(f"layer {index} ({layer.type}): {message}")
 
 
@@ -44,24 +44,24 @@ class _SizeRule:
 
 _CHANNELS = "{} channels in dimension 1"
 SIZE_RULES: dict[type[specs.Strict], _SizeRule] = {
-    specs.Linear: _SizeRule("in_features", -1, "last dimension {}"),
-    specs.Conv1d: _SizeRule("in_channels", 1, _CHANNELS, (3,), "[N, C, L] (C: in_channels)"),
-    specs.Conv2d: _SizeRule("in_channels", 1, _CHANNELS, (4,), "[N, C, H, W] (C: in_channels)"),
-    specs.BatchNorm1d: _SizeRule(
+    layers.Linear: _SizeRule("in_features", -1, "last dimension {}"),
+    layers.Conv1d: _SizeRule("in_channels", 1, _CHANNELS, (3,), "[N, C, L] (C: in_channels)"),
+    layers.Conv2d: _SizeRule("in_channels", 1, _CHANNELS, (4,), "[N, C, H, W] (C: in_channels)"),
+    layers.BatchNorm1d: _SizeRule(
         "num_features", 1, _CHANNELS, (2, 3), "[N, C] or [N, C, L] (C: num_features)"
     ),
-    specs.BatchNorm2d: _SizeRule(
+    layers.BatchNorm2d: _SizeRule(
         "num_features", 1, _CHANNELS, (4,), "[N, C, H, W] (C: num_features)"
     ),
 }
 
 
-def fill_sizes(layer: specs.LayerSpec, *, index: int, shape: tuple[int, ...]) -> specs.LayerSpec:
+def fill_sizes(layer: layers.LayerSpec, *, index: int, shape: tuple[int, ...]) -> layers.LayerSpec:
     """The layer with the sizes it takes from its input's shape written out.
 
     A size the spec gave that does not fit the shape is an InvalidSpec saying what to change.
     """
-    if isinstance(layer, specs.LayerNorm):
+    if isinstance(layer, layers.LayerNorm):
         given = layer.normalized_shape
         if given is None:
             return layer.model_copy(update={"normalized_shape": [shape[-1]]})
@@ -97,7 +97,7 @@ def fill_sizes(layer: specs.LayerSpec, *, index: int, shape: tuple[int, ...]) ->
 
 
 def trace_network(
-    layers: Sequence[specs.LayerSpec], *, input_shape: tuple[int, ...]
+    layers: Sequence[layers.LayerSpec], *, input_shape: tuple[int, ...]
 ) -> TracedNetwork:
     """Run a dummy batch through the layers on the meta device, one layer at a time."""
     x = torch.empty((TRACE_BATCH, *input_shape), device="meta")

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from service.specs import LayerSpec, NetworkSpec
+from service.layers import LayerSpec, NetworkSpec
 from service.training.networks import LAYER_CLASSES, Pow, build_network
 
 
