@@ -4,6 +4,7 @@ Resolving reads metadata only (job row, checkpoint epoch and sha256); weight blo
 only when a network has to be loaded (see loading.py).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,6 +18,8 @@ CheckpointRef = Literal["best", "final", "latest"] | int
 CheckpointKind = Literal["best", "final", "latest", "periodic"]
 NAMED_REFS = ("best", "final", "latest")
 REF_HELP = "use best, final, latest or an epoch number"
+# A choice can be pruned by the worker's retention before its weights are read: choose again.
+RESOLVE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -67,36 +70,56 @@ def find_checkpoint(
     """The checkpoint `ref` names; None means best when the job has one, else latest.
 
     NotFound for an unknown job or checkpoint, Conflict for a job with no checkpoint yet.
+    The job's checkpoints are read in one statement, so the choice and any error message agree
+    with each other even while a worker is adding checkpoints (on PostgreSQL each statement of a
+    READ COMMITTED transaction sees the newest commits).
     """
     job = jobs.get(session, job_id=job_id, owner_id=owner_id)
-    if ref is None:
-        row = repository.find_checkpoint(session, job_id=job.id, ref="best", with_blobs=with_blobs)
-        ref = "best"
+    for _ in range(RESOLVE_ATTEMPTS):
+        stored = repository.list_checkpoints(session, job_id=job.id)
+        row, named = _pick(stored, ref)
         if row is None:
-            row = repository.find_checkpoint(
-                session, job_id=job.id, ref="latest", with_blobs=with_blobs
-            )
-            ref = "latest"
-    else:
-        row = repository.find_checkpoint(session, job_id=job.id, ref=ref, with_blobs=with_blobs)
-    settled = job.status in jobs.FINAL_STATUSES
-    if row is None:
-        _missing(session, job_id=job.id, status=job.status, epoch=job.epoch, ref=ref)
-    assert row is not None
-    target = Target(
-        job_id=job.id,
-        owner_id=job.owner_id,
-        spec=job.spec,
-        settled=settled,
-        epoch=row.epoch,
-        sha256=row.sha256,
-        kind=_kind(row, ref),
-    )
-    return target, row
+            _missing(job_id=job.id, status=job.status, epoch=job.epoch, ref=named, stored=stored)
+        assert row is not None
+        if with_blobs:
+            loaded = repository.find_checkpoint(session, job_id=job.id, ref=row.epoch)
+            if loaded is None:
+                continue  # pruned by the worker's retention since the listing: choose again
+            row = loaded
+        target = Target(
+            job_id=job.id,
+            owner_id=job.owner_id,
+            spec=job.spec,
+            settled=job.status in jobs.FINAL_STATUSES,
+            epoch=row.epoch,
+            sha256=row.sha256,
+            kind=_kind(row, named),
+        )
+        return target, row
+    raise Conflict(f"job {job.id}'s checkpoints are changing too fast to pick one; try again")
 
 
-def _missing(session: Session, *, job_id: str, status: str, epoch: int, ref: CheckpointRef) -> None:
-    stored = repository.list_checkpoints(session, job_id=job_id)
+def _pick(
+    stored: Sequence[Checkpoint], ref: CheckpointRef | None
+) -> tuple[Checkpoint | None, CheckpointRef]:
+    """The row `ref` names among `stored` (oldest first), and the name it was resolved as."""
+    if ref is None:
+        best, named = _pick(stored, "best")
+        return (best, named) if best is not None else _pick(stored, "latest")
+    match ref:
+        case "best":
+            return next((row for row in stored if row.is_best), None), ref
+        case "final":
+            return next((row for row in stored if row.is_final), None), ref
+        case "latest":
+            return (stored[-1] if stored else None), ref
+        case _:
+            return next((row for row in stored if row.epoch == ref), None), ref
+
+
+def _missing(
+    *, job_id: str, status: str, epoch: int, ref: CheckpointRef, stored: Sequence[Checkpoint]
+) -> None:
     if not stored:
         raise Conflict(
             f"job {job_id} has no checkpoint yet (status {status}, epoch {epoch}); "
