@@ -29,6 +29,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled"}),
     "running": frozenset({"queued", "succeeded", "failed", "cancelled"}),
 }
+# Reads of a job that a worker keeps moving between our read and our write, before giving up.
+CANCEL_ATTEMPTS = 5
 # How long a caller over the active-jobs limit is told to wait before trying again.
 RETRY_AFTER_SECONDS = 30
 
@@ -188,18 +190,28 @@ def get(session: Session, *, job_id: str, owner_id: str) -> Job:
 
 
 def cancel(session: Session, *, job_id: str, owner_id: str) -> Job:
-    """Cancel a queued job now; ask a running one to stop at its next epoch boundary."""
+    """Cancel a queued job now; ask a running one to stop at its next epoch boundary.
+
+    Each step is a conditional UPDATE; if a worker moved the job between our read and our write
+    (claimed it, finished it), the UPDATE matches nothing and we read the job again.
+    """
     job = get(session, job_id=job_id, owner_id=owner_id)
-    if job.status == "queued" and transition(
-        session, job_id=job.id, from_status="queued", to_status="cancelled"
-    ):
-        log.info("job %s cancelled while queued", job.id)
-    elif job.status == "running" and repository.request_cancel(session, job_id=job.id):
-        log.info("job %s asked to stop at its next epoch", job.id)
-    elif job.status in FINAL_STATUSES:
-        raise Conflict(
-            f"job {job.id} already {job.status}; only queued or running jobs can be cancelled"
-        )
+    for _ in range(CANCEL_ATTEMPTS):
+        if job.status == "queued":
+            if transition(session, job_id=job.id, from_status="queued", to_status="cancelled"):
+                log.info("job %s cancelled while queued", job.id)
+                break
+        elif job.status == "running":
+            if repository.request_cancel(session, job_id=job.id):
+                log.info("job %s asked to stop at its next epoch", job.id)
+                break
+        else:
+            raise Conflict(
+                f"job {job.id} already {job.status}; only queued or running jobs can be cancelled"
+            )
+        session.refresh(job)
+    else:
+        raise Conflict(f"job {job.id} kept changing state; try the cancel again")
     session.refresh(job)
     return job
 
