@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.specs import JobSpec
 from service.training.networks import build_network
-from tests.api.test_predict import POINTS, predict, train
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
+from tests.predictions import POINTS, predict, train
 
 
 def test_listing_names_each_kind_of_each_epoch(

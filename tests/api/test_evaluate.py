@@ -13,9 +13,9 @@ from torch.nn import functional
 from service.settings import Settings
 from service.specs import SpiralData
 from service.training.datasets import make_dataset
-from tests.api.test_predict import offline_outputs, train
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
+from tests.predictions import offline_outputs, train
 
 
 def evaluate(client: httpx.Client, job: dict[str, Any], **body: Any) -> dict[str, Any]:

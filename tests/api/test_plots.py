@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.plots.figures import SQUARE_AXES
 from service.settings import Settings
-from tests.api.test_predict import train
 from tests.conftest import create_api_key
+from tests.predictions import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SMALL_SPIRAL = {"kind": "spiral", "classes": 3, "points_per_class": 100, "noise": 0.2}

@@ -8,66 +8,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import safetensors.torch
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
-from service.db import transaction
 from service.settings import Settings
-from service.specs import JobSpec
-from service.training.checkpoints import read_standardization
-from service.training.networks import build_network
 from service.worker.loop import Worker
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
-
-POINTS = [[0.0, 0.1], [0.9, 1.0], [0.5, 0.5], [-1.0, 2.0]]
-
-
-def train(
-    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, **overrides: Any
-) -> dict[str, Any]:
-    """Submit the tiny spec (with overrides) over HTTP and train it with a real worker."""
-    submitted = client.post("/v1/jobs", json=tiny_spec(**overrides))
-    assert submitted.status_code == 202, submitted.text
-    assert Worker(settings=settings, sessions=sessions).run_once()
-    job: dict[str, Any] = client.get(f"/v1/jobs/{submitted.json()['id']}").json()
-    assert job["status"] == "succeeded", job["error"]
-    return job
-
-
-def offline_outputs(
-    sessions: sessionmaker[Session],
-    job: dict[str, Any],
-    inputs: list[Any],
-    *,
-    ref: str | int = "best",
-) -> torch.Tensor:
-    """The tutorials' eval mode by hand: build, load_state_dict(strict=True), eval, no_grad."""
-    with transaction(sessions) as session:
-        row = repository.find_checkpoint(session, job_id=job["id"], ref=ref)
-        assert row is not None
-        weights, state = row.weights, row.state
-    network = build_network(
-        JobSpec.model_validate(job["spec"]).model.layers, device=torch.device("cpu")
-    )
-    network.load_state_dict(safetensors.torch.load(weights), strict=True)
-    network.eval()
-    x = torch.tensor(inputs, dtype=torch.float32)
-    standardization = read_standardization(state)
-    with torch.no_grad():
-        if standardization is not None:
-            x = standardization.inputs(x)
-        output = network(x)
-        return standardization.outputs(output) if standardization is not None else output
-
-
-def predict(client: httpx.Client, job: dict[str, Any], **body: Any) -> dict[str, Any]:
-    response = client.post(f"/v1/jobs/{job['id']}/predict", json=body)
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
+from tests.predictions import POINTS, offline_outputs, predict, train
 
 
 def npy(array: np.ndarray) -> bytes:

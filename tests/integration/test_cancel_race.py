@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs
 from service.db import transaction
 from service.settings import Settings
-from tests.integration.test_worker import queue, read
+from tests.jobs import queue, read
 
 
 def test_a_cancel_racing_a_claim_asks_the_running_job_to_stop(

@@ -18,8 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.worker.loop import Worker
 from tests.factories import stochastic_spec
-from tests.integration.test_resume import history, queue_spec
-from tests.integration.test_worker import read
+from tests.jobs import history, queue_spec, read
 from tests.servers import start_service
 
 JOBS = 4

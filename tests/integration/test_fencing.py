@@ -14,7 +14,7 @@ from service.settings import Settings
 from service.tables import Job
 from service.training.hooks import Checkpoint, EpochMetrics
 from service.worker.hooks import DatabaseHooks
-from tests.integration.test_worker import queue, read
+from tests.jobs import queue, read
 
 METRICS = EpochMetrics(
     epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1

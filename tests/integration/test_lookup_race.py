@@ -18,7 +18,7 @@ from service.errors import Conflict
 from service.inference.lookup import find_checkpoint
 from service.settings import Settings
 from service.tables import Checkpoint
-from tests.integration.test_worker import queue, read
+from tests.jobs import queue, read
 
 
 def test_a_checkpoint_arriving_mid_lookup_does_not_make_it_contradict_itself(

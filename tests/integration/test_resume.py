@@ -8,33 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
-from service.db import transaction
-from service.keys import create_key
 from service.settings import Settings
-from service.specs import JobSpec
 from service.worker.loop import Worker
 from tests.factories import stochastic_spec
-from tests.integration.test_worker import read, wait_for
+from tests.jobs import history, queue_spec, read, wait_for
 from tests.servers import start_service
-
-FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr")
-
-
-def queue_spec(sessions: sessionmaker[Session], settings: Settings, spec: dict) -> str:
-    with transaction(sessions, immediate=True) as session:
-        owner, _ = create_key(session, name="resume")
-        model = JobSpec.model_validate(spec)
-        return jobs.submit(session, spec=model, owner_id=owner.id, settings=settings).id
-
-
-def history(sessions: sessionmaker[Session], job_id: str) -> tuple[list[tuple], str]:
-    """Every epoch's numbers (not its duration), and the final weights' sha256."""
-    with transaction(sessions) as session:
-        metrics = repository.list_metrics(session, job_id=job_id)
-        final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
-    assert final is not None
-    return [tuple(getattr(m, f) for f in FIELDS) for m in metrics], final.sha256
 
 
 @pytest.mark.parametrize("settings_overrides", [{"lease_seconds": 1.5}])

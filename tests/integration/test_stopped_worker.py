@@ -15,8 +15,7 @@ from service.db import transaction
 from service.settings import Settings
 from service.worker.loop import Worker
 from tests.factories import stochastic_spec
-from tests.integration.test_resume import queue_spec
-from tests.integration.test_worker import read, wait_for
+from tests.jobs import queue_spec, read, wait_for
 from tests.servers import start_service
 
 

@@ -2,7 +2,6 @@
 
 import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -10,40 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs, repository
 from service.db import transaction
-from service.keys import create_key
 from service.settings import Settings
-from service.specs import JobSpec
-from service.tables import Job
 from service.worker.loop import Worker
-from tests.factories import tiny_spec
+from tests.jobs import queue, read, wait_for
 from tests.servers import start_service
-
-
-def queue(
-    sessions: sessionmaker[Session], settings: Settings, count: int = 1, **overrides: object
-) -> list[str]:
-    """Submit `count` copies of the tiny spec (with overrides) in one transaction."""
-    with transaction(sessions, immediate=True) as session:
-        owner, _ = create_key(session, name="worker-tests")
-        spec = JobSpec.model_validate(tiny_spec(**overrides))
-        return [
-            jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings).id
-            for _ in range(count)
-        ]
-
-
-def read(sessions: sessionmaker[Session], job_id: str) -> Job:
-    with transaction(sessions) as session:
-        job = repository.get_job(session, job_id=job_id)
-        assert job is not None
-        return job
-
-
-def wait_for(predicate, *, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def test_worker_trains_a_job_to_success(
