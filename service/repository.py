@@ -7,8 +7,8 @@ claimed the job, and change nothing (returning False) once that lease has been l
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
-from sqlalchemy.orm import Session, defer, load_only
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased, defer, load_only
 
 from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
 
@@ -174,17 +174,36 @@ def list_metrics(session: Session, *, job_id: str, since: int = 0) -> Sequence[E
     return session.scalars(query.order_by(EpochMetric.epoch)).all()
 
 
-def latest_metric(session: Session, *, job_id: str) -> EpochMetric | None:
-    query = select(EpochMetric).where(EpochMetric.job_id == job_id)
-    return session.scalars(query.order_by(EpochMetric.epoch.desc()).limit(1)).first()
+def metrics_at(
+    session: Session, *, keys: Collection[tuple[str, int]]
+) -> dict[tuple[str, int], EpochMetric]:
+    """The metric rows of the given (job id, epoch) pairs, in one query."""
+    if not keys:
+        return {}
+    query = select(EpochMetric).where(tuple_(EpochMetric.job_id, EpochMetric.epoch).in_(list(keys)))
+    return {(row.job_id, row.epoch): row for row in session.scalars(query)}
 
 
-def best_metric(session: Session, *, job_id: str, metric: str) -> EpochMetric | None:
-    """The epoch with the best value of `metric`: lowest for losses, highest for accuracies."""
+def best_metrics(
+    session: Session, *, job_ids: Collection[str], metric: str
+) -> dict[str, EpochMetric]:
+    """Each job's epoch with the best value of `metric` (lowest loss, highest accuracy; the
+    earliest on ties), in one query."""
+    if not job_ids:
+        return {}
     column = getattr(EpochMetric, metric)
     order = column.desc() if metric.endswith("accuracy") else column.asc()
-    query = select(EpochMetric).where(EpochMetric.job_id == job_id, column.is_not(None))
-    return session.scalars(query.order_by(order, EpochMetric.epoch).limit(1)).first()
+    rank = func.row_number().over(
+        partition_by=EpochMetric.job_id, order_by=(order, EpochMetric.epoch)
+    )
+    ranked = (
+        select(EpochMetric, rank.label("rank"))
+        .where(EpochMetric.job_id.in_(list(job_ids)), column.is_not(None))
+        .subquery()
+    )
+    best = aliased(EpochMetric, ranked)
+    rows = session.scalars(select(best).where(ranked.c.rank == 1))
+    return {row.job_id: row for row in rows}
 
 
 # --- checkpoints --------------------------------------------------------------------------------

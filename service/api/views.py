@@ -15,27 +15,47 @@ METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", 
 
 
 def job_out(session: Session, job: Job) -> JobOut:
-    spec = JobSpec.model_validate(job.spec)
-    latest = repository.latest_metric(session, job_id=job.id)
-    best = repository.best_metric(session, job_id=job.id, metric=spec.best_metric or "loss")
-    return JobOut(
-        id=job.id,
-        name=job.name,
-        status=job.status,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        epoch=job.epoch,
-        epochs=job.epochs,
-        attempt=job.attempt,
-        device=job.device,
-        parameters=job.parameters,
-        cancel_requested=job.cancel_requested,
-        error=job.error,
-        spec=spec,
-        latest=EpochMetricOut.model_validate(latest) if latest else None,
-        best=EpochMetricOut.model_validate(best) if best else None,
-    )
+    return jobs_out(session, [job])[0]
+
+
+def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
+    """Jobs with their latest and best epochs, read for the whole page in a few queries."""
+    specs = [JobSpec.model_validate(job.spec) for job in jobs]
+    # A job's `epoch` is its last stored epoch, written in the same transaction as that row.
+    latest = repository.metrics_at(session, keys=[(job.id, job.epoch) for job in jobs if job.epoch])
+    best: dict[str, EpochMetric] = {}
+    for metric in {spec.best_metric or "loss" for spec in specs}:
+        ids = [
+            job.id
+            for job, spec in zip(jobs, specs, strict=True)
+            if (spec.best_metric or "loss") == metric
+        ]
+        best.update(repository.best_metrics(session, job_ids=ids, metric=metric))
+    return [
+        JobOut(
+            id=job.id,
+            name=job.name,
+            status=job.status,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            epoch=job.epoch,
+            epochs=job.epochs,
+            attempt=job.attempt,
+            device=job.device,
+            parameters=job.parameters,
+            cancel_requested=job.cancel_requested,
+            error=job.error,
+            spec=spec,
+            latest=_metric_out(latest.get((job.id, job.epoch))),
+            best=_metric_out(best.get(job.id)),
+        )
+        for job, spec in zip(jobs, specs, strict=True)
+    ]
+
+
+def _metric_out(row: EpochMetric | None) -> EpochMetricOut | None:
+    return EpochMetricOut.model_validate(row) if row is not None else None
 
 
 def metrics_out(metrics: Sequence[EpochMetric]) -> list[EpochMetricOut]:

@@ -8,7 +8,7 @@ from fastapi.responses import PlainTextResponse, Response
 from service import jobs, repository
 from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
-from service.api.views import job_out, metrics_csv, metrics_out
+from service.api.views import job_out, jobs_out, metrics_csv, metrics_out
 from service.schemas import JobListOut, JobOut, JobStatus, MetricsOut
 from service.specs import JobSpec
 
@@ -50,7 +50,7 @@ def list_jobs(
         session, owner_id=caller.id, status=status, limit=limit, before_id=cursor
     )
     next_cursor = rows[-1].id if len(rows) == limit else None
-    return JobListOut(jobs=[job_out(session, row) for row in rows], next_cursor=next_cursor)
+    return JobListOut(jobs=jobs_out(session, rows), next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
