@@ -71,6 +71,9 @@ def test_npy_with_pickled_objects_is_never_unpickled() -> None:
     [
         (b'{"inputs": [["1.5", 2]]}', r"row 0 is not a number or a list of numbers"),
         (b'{"inputs": [[1, 2], [false, 2]]}', r"row 1 is not a number"),
+        (b'{"inputs": [[1e-05, true]]}', r"row 0 is not a number"),
+        (b'{"inputs":\n [[2.5E+3, null]], "checkpoint": "latest"}', r"row 0 is not a number"),
+        (b'{"inputs": [[-1, 2], [3, false]], "top_k": 1}', r"row 1 is not a number"),
         (b'{"inputs": [[1, 2], [{}, 2]]}', r"row 1 is not a number"),
         (b'{"inputs": [[1, 2], [[1], 2]]}', r"row 1 is not a number"),
         (b'{"inputs": [[1, 2], [1, 2, 3]]}', r"row 1 has shape \[3\] but row 0 has shape \[2\]"),
