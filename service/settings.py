@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     # How long the api trusts an API key it has looked up before looking it up again.
     key_cache_seconds: float = Field(default=60.0, ge=0)
 
-    # Inference. Loaded networks kept in memory, least recently used evicted first.
+    # Inference. CPU threads torch gives one forward pass in the api (predict, evaluate, plots).
+    # More threads spin between the small operations of a typical request and take CPU from
+    # the event loop; raise it for networks whose single passes are large.
+    predict_threads: int = Field(default=1, ge=1)
+    # Loaded networks kept in memory, least recently used evicted first.
     predict_cache_size: int = Field(default=16, ge=1)
     # Merge concurrent predict requests for one checkpoint into one forward pass.
     predict_batching: bool = True

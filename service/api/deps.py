@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
 
 from service import keys
 from service.db import transaction
@@ -83,16 +84,22 @@ async def _caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
-    """The key's row: from the key cache, else looked up in a transaction of its own, so no
-    request holds a pooled connection while it waits for something else."""
     authorization = f"Bearer {credentials.credentials}" if credentials else None
-    cache: keys.KeyCache = request.app.state.key_cache
+    return await caller_of(request.app, authorization=authorization)
+
+
+async def caller_of(app: Starlette, *, authorization: str | None) -> ApiKey:
+    """The key's row for an Authorization header: from the key cache, else looked up in a
+    transaction of its own, so no request holds a pooled connection while it waits for
+    something else. Unauthorized when the header holds no key or an unknown one."""
+    cache: keys.KeyCache = app.state.key_cache
     row = cache.get(authorization)
     if row is not None:
         return row
+    sessions: sessionmaker[Session] = app.state.sessions
 
     def lookup() -> ApiKey:
-        with transaction(_sessions(request)) as session:
+        with transaction(sessions) as session:
             return keys.authenticate(session, authorization=authorization, cache=cache)
 
     return await run_in_threadpool(lookup)

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -409,6 +410,43 @@ def test_unknown_job_checkpoint_or_owner_is_404_and_no_checkpoint_yet_is_409(
         httpx.post(f"{server}/v1/jobs/{job['id']}/predict", json=body, headers=other).status_code
         == 404
     )
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 4096}])
+def test_predict_answers_like_any_route_for_method_size_and_key(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, server: str
+) -> None:
+    # PredictRoute serves this route itself; these are the answers FastAPI would have given.
+    job = train(client, sessions, settings)
+    url = f"{server}/v1/jobs/{job['id']}/predict"
+    key = client.headers["Authorization"].split(" ", 1)[1]
+    big = {"inputs": [[0.5, 0.5]] * 600}  # about 6 kB
+
+    wrong_method = client.get(f"/v1/jobs/{job['id']}/predict")
+    declared_too_big = client.post(f"/v1/jobs/{job['id']}/predict", json=big)
+    streamed_too_big = client.post(
+        f"/v1/jobs/{job['id']}/predict",
+        content=iter([orjson.dumps(big)]),  # chunked: no Content-Length to refuse it by
+        headers={"Content-Type": "application/json"},
+    )
+    wrong_scheme = httpx.post(url, json={"inputs": POINTS}, headers={"Authorization": key})
+    lower_case_scheme = httpx.post(
+        url, json={"inputs": POINTS}, headers={"Authorization": f"bearer {key}"}
+    )
+
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Allow"] == "POST"
+    assert wrong_method.json()["error"] == "MethodNotAllowed"
+    for too_big in (declared_too_big, streamed_too_big):
+        assert too_big.status_code == 413
+        assert too_big.json() == {
+            "error": "PayloadTooLarge",
+            "detail": "the request body is larger than 4,096 bytes (SERVICE_MAX_BODY_BYTES)",
+        }
+    assert wrong_scheme.status_code == 401
+    assert wrong_scheme.json()["detail"] == "send your API key as 'Authorization: Bearer <key>'"
+    assert lower_case_scheme.status_code == 200
+    assert lower_case_scheme.json() == predict(client, job, inputs=POINTS)
 
 
 def test_openapi_documents_both_bodies_and_every_status(server: str) -> None:
