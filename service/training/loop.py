@@ -146,7 +146,10 @@ def _train_epoch(
         output = network(x)
         loss = loss_function(output, y)
         totals.add(loss=loss, output=output, target=y)
-        optimizer.zero_grad()
+        # optimizer.zero_grad() without its profiler span: the same None gradients, which
+        # backward then writes instead of adding to. About 40 us of a SimpleNN step.
+        for parameter in parameters:
+            parameter.grad = None
         loss.backward()
         clip_gradients(parameters, max_norm=max_grad_norm)
         optimizer.step()
