@@ -23,7 +23,7 @@ from service.api.routes import (
     plots,
     predictions,
 )
-from service.api.telemetry import PredictionTimer, Telemetry
+from service.api.telemetry import Telemetry
 from service.db import make_engine, make_session_factory
 from service.events import EventHub
 from service.inference.predictor import Predictor
@@ -83,7 +83,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(PredictionTimer, telemetry=app.state.telemetry)
     # Routes are matched in order: the busiest, predict, first.
     predictions.add_predict_route(app)
     app.include_router(health.router)

@@ -21,10 +21,16 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            response = error_response(413, "PayloadTooLarge", self._too_large())
-            await response(scope, receive, send)
+        declared = next(
+            (value for name, value in scope["headers"] if name == b"content-length"), None
+        )
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                response = error_response(413, "PayloadTooLarge", self._too_large())
+                await response(scope, receive, send)
+            else:
+                # The server reads no more than Content-Length bytes into this request.
+                await self.app(scope, receive, send)
             return
 
         received = 0

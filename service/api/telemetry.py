@@ -8,7 +8,6 @@ one process (as in tests) do not share counts.
 """
 
 import logging
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,7 +15,6 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import repository
 from service.db import transaction
@@ -132,7 +130,8 @@ class Telemetry:
         self.registry = CollectorRegistry()
         self.prediction_seconds = Histogram(
             "service_prediction_latency_seconds",
-            "Time to answer POST /v1/jobs/{id}/predict, from request to response.",
+            "Time to answer POST /v1/jobs/{id}/predict, from routing it to its response sent "
+            "(or its error raised).",
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -152,25 +151,3 @@ class Telemetry:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class PredictionTimer:
-    """ASGI middleware timing predict requests, start of request to end of response."""
-
-    def __init__(self, app: ASGIApp, *, telemetry: Telemetry) -> None:
-        self.app = app
-        self.telemetry = telemetry
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or not path.endswith("/predict"):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-
-        async def timed_send(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                self.telemetry.prediction_seconds.observe(time.perf_counter() - started)
-
-        await self.app(scope, receive, timed_send)

@@ -1,5 +1,6 @@
 """/v1/jobs/{id}/predict and /v1/jobs/{id}/evaluate: a trained job's network in eval mode."""
 
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -9,6 +10,7 @@ from starlette.types import Receive, Scope, Send
 
 from service.api.deps import Caller, ReadSession, SettingsDep, caller_of
 from service.api.errors import responses
+from service.api.telemetry import Telemetry
 from service.inference.evaluation import evaluate_job
 from service.inference.predictor import Predictor
 from service.inference.requests import JSON, NPY
@@ -85,16 +87,23 @@ class PredictRoute(APIRoute):
     stacks and exception wrappers), which cost more than a one-row prediction itself: the
     endpoint reads its body, query and headers on its own, and the one thing it needs
     beforehand, the caller's key, is resolved here as the `Caller` dependency resolves it.
-    Errors still reach the app's handlers. Measured in bench/predict_http.py."""
+    Errors still reach the app's handlers, and every call is timed for /metrics. Measured in
+    bench/predict_http.py."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in (self.methods or ()):
             await super().handle(scope, receive, send)  # 405, as from any route
             return
-        request = Request(scope, receive)
-        caller = await caller_of(request.app, authorization=request.headers.get("authorization"))
-        response = await predict(scope["path_params"]["job_id"], request, caller)
-        await response(scope, receive, send)
+        started = time.perf_counter()
+        try:
+            request = Request(scope, receive)
+            authorization = request.headers.get("authorization")
+            caller = await caller_of(request.app, authorization=authorization)
+            response = await predict(scope["path_params"]["job_id"], request, caller)
+            await response(scope, receive, send)
+        finally:
+            telemetry: Telemetry = scope["app"].state.telemetry
+            telemetry.prediction_seconds.observe(time.perf_counter() - started)
 
 
 def add_predict_route(app: FastAPI) -> None:
