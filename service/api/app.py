@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         # What is alive now (modules, torch, the app) lives as long as the process: frozen, it
         # is left out of the garbage collector's full passes, which otherwise walk it all and
         # stalled every request in flight for ~200 ms (predict's p99 at 64 clients: 231 ms,
-        # 38 ms frozen; bench/predict_http.py).
+        # 22 ms frozen; bench/predict_http.py).
         gc.collect()
         gc.freeze()
         yield

@@ -84,8 +84,8 @@ def _read_json(body: bytes, *, checkpoint: str | None, top_k: object) -> Predict
 def _may_hold_non_numbers(body: bytes, document: dict[str, object]) -> bool:
     """False only if the body's inputs are numbers alone; True may be a false alarm."""
     # Deleting what numbers and lists are written with leaves a few bytes to look at: the field
-    # names, a checkpoint's name, and any string or literal (true, false and null lose their
-    # e's with the numbers' exponents). Three searches of the whole body cost 4x as much.
+    # names, a checkpoint's name, and any string or literal (true and false lose their e's
+    # with the numbers' exponents). Three searches of the whole body cost 4x as much.
     rest = body.translate(None, NUMBER_BYTES)
     # Each field name has two quotes, and a checkpoint given by name two more.
     names = 2 * len(document) + (2 if isinstance(document.get("checkpoint"), str) else 0)
