@@ -21,11 +21,13 @@ steadier of the two (with --threads 1 it is close to the work done).
 """
 
 import argparse
+import json
 import math
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -38,6 +40,7 @@ from service.training.loop import train
 from service.training.plan import describe_dataset, plan
 
 CPU = torch.device("cpu")
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @dataclass(frozen=True)
@@ -67,43 +70,10 @@ class NoHooks:
         return False
 
 
-def simple_nn_spec(epochs: int) -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "dataset": {"kind": "sum_bins", "samples": 1000, "features": 784},
-            "model": {
-                "layers": [
-                    {"type": "Linear", "out_features": 128},
-                    {"type": "ReLU"},
-                    {"type": "Linear", "out_features": 10},
-                ]
-            },
-            "optimizer": {"name": "adam", "lr": 0.001},
-            "epochs": epochs,
-            "batch_size": 64,
-            "shuffle": True,
-            "seed": 2,
-        }
-    )
-
-
-def spiral_spec() -> JobSpec:
-    return JobSpec.model_validate(
-        {
-            "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 1000, "noise": 0.2},
-            "model": {
-                "layers": [
-                    {"type": "Linear", "out_features": 100},
-                    {"type": "ReLU"},
-                    {"type": "Linear", "out_features": 3},
-                ]
-            },
-            "optimizer": {"name": "adam", "lr": 0.001, "weight_decay": 1e-5},
-            "epochs": 1000,
-            "batch_size": None,
-            "seed": 12345,
-        }
-    )
+def example(name: str, **overrides: object) -> JobSpec:
+    """A spec the service ships in examples/, the one its tests reproduce SEEDS.md with."""
+    spec = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return JobSpec.model_validate(spec | overrides)
 
 
 def tutorial_002(spec: JobSpec) -> Run:
@@ -224,14 +194,14 @@ def main() -> None:
     compare(
         "seed 002: SimpleNN, 1000 x 784, batch 64, Adam",
         tutorial=tutorial_002,
-        spec=simple_nn_spec(args.epochs),
+        spec=example("sum-bins-simplenn", epochs=args.epochs),
         repeats=args.repeats,
         floor=floor_002,
     )
     compare(
         "seed 001: spiral ReLU + Adam, full batch, 1000 steps",
         tutorial=tutorial_001,
-        spec=spiral_spec(),
+        spec=example("spiral-relu-adam"),
         repeats=args.repeats,
     )
 
