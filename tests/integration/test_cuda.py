@@ -18,12 +18,10 @@ import torch
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from service.training.loop import train
 from service.training.networks import build_network
 from tests.predictions import POINTS, offline_outputs, predict
 from tests.predictions import train as train_over_http
-from tests.unit.training.factories import RecordingHooks, planned, spec_dict
-from tests.unit.training.factories import run as run_on_cpu
+from tests.unit.training.factories import RecordingHooks, planned, run, spec_dict
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device (CI has none; run it on a GPU)"
@@ -53,14 +51,13 @@ CONV_LAYERS = [
 
 
 def run_on_cuda(spec: Any, **kwargs: Any) -> RecordingHooks:
-    hooks = RecordingHooks(stop_after=kwargs.pop("stop_after", None))
-    train(spec, device=CUDA, hooks=hooks, **kwargs)
+    _, hooks = run(spec, device=CUDA, **kwargs)
     return hooks
 
 
 def test_cuda_training_starts_from_the_cpu_weights_and_follows_the_cpu_run() -> None:
     spec = planned(model={"layers": DETERMINISTIC_LAYERS}, checkpoint_every=1)
-    _, on_cpu = run_on_cpu(spec)
+    _, on_cpu = run(spec)
     on_cuda = run_on_cuda(spec)
 
     assert len(on_cuda.epochs) == len(on_cpu.epochs) == 6

@@ -95,14 +95,14 @@ class PredictRoute(APIRoute):
             await super().handle(scope, receive, send)  # 405, as from any route
             return
         started = time.perf_counter()
+        request = Request(scope, receive)
         try:
-            request = Request(scope, receive)
             authorization = request.headers.get("authorization")
             caller = await caller_of(request.app, authorization=authorization)
             response = await predict(scope["path_params"]["job_id"], request, caller)
             await response(scope, receive, send)
         finally:
-            telemetry: Telemetry = scope["app"].state.telemetry
+            telemetry: Telemetry = request.app.state.telemetry
             telemetry.prediction_seconds.observe(time.perf_counter() - started)
 
 

@@ -69,8 +69,11 @@ class RecordingHooks:
         return Resume(epoch=last.epoch, weights=last.weights, state=last.state)
 
 
-def run(spec: JobSpec, **kwargs: Any) -> tuple[TrainingOutcome, RecordingHooks]:
-    """Train on the CPU with recording hooks; kwargs go to RecordingHooks or train()."""
+def run(
+    spec: JobSpec, *, device: torch.device = CPU, **kwargs: Any
+) -> tuple[TrainingOutcome, RecordingHooks]:
+    """Train (on the CPU unless told) with recording hooks; kwargs go to RecordingHooks or
+    train()."""
     hooks = RecordingHooks(stop_after=kwargs.pop("stop_after", None))
-    outcome = train(spec, device=CPU, hooks=hooks, **kwargs)
+    outcome = train(spec, device=device, hooks=hooks, **kwargs)
     return outcome, hooks
