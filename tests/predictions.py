@@ -31,6 +31,44 @@ def train(
     return job
 
 
+# Both eval-mode layers: predictions differ from training mode unless eval() took effect.
+EVAL_MODE_LAYERS = [
+    {"type": "Linear", "out_features": 8},
+    {"type": "BatchNorm1d"},
+    {"type": "ReLU"},
+    {"type": "Dropout", "p": 0.5},
+    {"type": "Linear", "out_features": 2},
+]
+
+
+def train_eval_mode_job(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
+) -> dict[str, Any]:
+    """The tiny job with BatchNorm1d and Dropout, in mini-batches so BatchNorm has batches."""
+    return train(client, sessions, settings, model={"layers": EVAL_MODE_LAYERS}, batch_size=4)
+
+
+def train_standardised_regression(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
+) -> dict[str, Any]:
+    """Seed 004's quadratic, standardised, fitted well enough in 30 epochs."""
+    layers = [
+        {"type": "Linear", "out_features": 8},
+        {"type": "Tanh"},
+        {"type": "Linear", "out_features": 1},
+    ]
+    return train(
+        client,
+        sessions,
+        settings,
+        dataset={"kind": "quadratic", "samples": 50, "noise": 0.0},
+        model={"layers": layers},
+        standardize=True,
+        epochs=30,
+        optimizer={"name": "adam", "lr": 0.05},
+    )
+
+
 def offline_outputs(
     sessions: sessionmaker[Session],
     job: dict[str, Any],

@@ -13,7 +13,7 @@ from service.specs import JobSpec
 from service.training.networks import build_network
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
-from tests.predictions import POINTS, predict, train
+from tests.predictions import POINTS, predict, train, train_eval_mode_job
 
 
 def test_listing_names_each_kind_of_each_epoch(
@@ -35,14 +35,7 @@ def test_listing_names_each_kind_of_each_epoch(
 def test_downloaded_checkpoint_loads_offline_and_predicts_as_the_api_does(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
 ) -> None:
-    layers = [
-        {"type": "Linear", "out_features": 8},
-        {"type": "BatchNorm1d"},
-        {"type": "ReLU"},
-        {"type": "Dropout", "p": 0.5},
-        {"type": "Linear", "out_features": 2},
-    ]
-    job = train(client, sessions, settings, model={"layers": layers}, batch_size=4)
+    job = train_eval_mode_job(client, sessions, settings)
 
     response = client.get(f"/v1/jobs/{job['id']}/checkpoints/best")
 

@@ -15,7 +15,7 @@ from service.specs import SpiralData
 from service.training.datasets import make_dataset
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
-from tests.predictions import offline_outputs, train
+from tests.predictions import offline_outputs, train, train_standardised_regression
 
 
 def evaluate(client: httpx.Client, job: dict[str, Any], **body: Any) -> dict[str, Any]:
@@ -87,21 +87,7 @@ def test_a_generated_dataset_without_a_seed_is_drawn_with_seed_0(
 def test_regression_reports_mse_mae_r2_in_target_units_and_loss_as_trained(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    layers = [
-        {"type": "Linear", "out_features": 8},
-        {"type": "Tanh"},
-        {"type": "Linear", "out_features": 1},
-    ]
-    job = train(
-        client,
-        sessions,
-        settings,
-        dataset={"kind": "quadratic", "samples": 50, "noise": 0.0},
-        model={"layers": layers},
-        standardize=True,
-        epochs=30,
-        optimizer={"name": "adam", "lr": 0.05},
-    )
+    job = train_standardised_regression(client, sessions, settings)
     xs = [[-0.9], [-0.3], [0.2], [0.8]]
     ys = [[3 * x * x + 2] for [x] in xs]
 

@@ -16,7 +16,14 @@ from service.settings import Settings
 from service.worker.loop import Worker
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
-from tests.predictions import POINTS, offline_outputs, predict, train
+from tests.predictions import (
+    POINTS,
+    offline_outputs,
+    predict,
+    train,
+    train_eval_mode_job,
+    train_standardised_regression,
+)
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -103,14 +110,7 @@ def test_bce_with_logits_answers_one_minus_p_and_p(
 def test_dropout_and_batch_norm_behave_as_in_eval_mode(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    layers = [
-        {"type": "Linear", "out_features": 8},
-        {"type": "BatchNorm1d"},
-        {"type": "ReLU"},
-        {"type": "Dropout", "p": 0.5},
-        {"type": "Linear", "out_features": 2},
-    ]
-    job = train(client, sessions, settings, model={"layers": layers}, batch_size=4)
+    job = train_eval_mode_job(client, sessions, settings)
     one_point = [POINTS[2]]
 
     first = predict(client, job, inputs=POINTS)
@@ -132,21 +132,7 @@ def test_dropout_and_batch_norm_behave_as_in_eval_mode(
 def test_regression_undoes_standardisation(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    layers = [
-        {"type": "Linear", "out_features": 8},
-        {"type": "Tanh"},
-        {"type": "Linear", "out_features": 1},
-    ]
-    job = train(
-        client,
-        sessions,
-        settings,
-        dataset={"kind": "quadratic", "samples": 50, "noise": 0.0},
-        model={"layers": layers},
-        standardize=True,
-        epochs=30,
-        optimizer={"name": "adam", "lr": 0.05},
-    )
+    job = train_standardised_regression(client, sessions, settings)
     inputs = [[-1.0], [0.0], [0.5]]
 
     answer = predict(client, job, inputs=inputs)
