@@ -8,6 +8,7 @@ resumed run gives bit-identical losses and weights on the CPU.
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,7 +31,13 @@ from service.training.hooks import Checkpoint, CheckpointKind, EpochMetrics, Res
 from service.training.losses import LOSSES, LossFunction
 from service.training.metrics import EpochTotals, read_totals
 from service.training.networks import build_network
-from service.training.optimizers import build_optimizer, build_schedule, clip_gradients, current_lr
+from service.training.optimizers import (
+    build_optimizer,
+    build_schedule,
+    clip_gradients,
+    current_lr,
+    step_function,
+)
 from service.training.standardize import Standardization
 
 logger = logging.getLogger(__name__)
@@ -136,12 +143,12 @@ def _train_epoch(
     network: torch.nn.Module,
     *,
     batches: Batches,
-    optimizer: torch.optim.Optimizer,
+    parameters: list[torch.nn.Parameter],
+    step: Callable[[], object],
     loss_function: LossFunction,
     totals: EpochTotals,
     max_grad_norm: float | None,
 ) -> None:
-    parameters = [p for group in optimizer.param_groups for p in group["params"]]
     for x, y in batches:
         output = network(x)
         loss = loss_function(output, y)
@@ -152,7 +159,7 @@ def _train_epoch(
             parameter.grad = None
         loss.backward()
         clip_gradients(parameters, max_norm=max_grad_norm)
-        optimizer.step()
+        step()
 
 
 def _checkpoint(
@@ -225,6 +232,8 @@ def train(
         "training %r on %s from epoch %d of %d", spec.name, device, first_epoch, spec.epochs
     )
 
+    parameters = [p for group in optimizer.param_groups for p in group["params"]]
+    step = step_function(optimizer)
     network.train()
     for epoch in range(first_epoch, spec.epochs + 1):
         started = time.perf_counter()
@@ -234,7 +243,8 @@ def train(
             _train_epoch(
                 network,
                 batches=batches,
-                optimizer=optimizer,
+                parameters=parameters,
+                step=step,
                 loss_function=loss_function,
                 totals=totals,
                 max_grad_norm=spec.max_grad_norm,
