@@ -49,6 +49,9 @@ class Batches:
             # times faster than inputs[order] on the CPU.
             order = torch.randperm(self.samples, generator=self.generator).to(inputs.device)
             inputs, targets = inputs.index_select(0, order), targets.index_select(0, order)
-        for step in range(self.steps):
-            start = step * self.batch_size
-            yield inputs[start : start + self.batch_size], targets[start : start + self.batch_size]
+        # split() cuts every batch's view in one call; a shorter last one is dropped by steps.
+        yield from zip(
+            inputs.split(self.batch_size)[: self.steps],
+            targets.split(self.batch_size)[: self.steps],
+            strict=True,
+        )
