@@ -1,6 +1,6 @@
 """The engine's train() beside the tutorials' own training loops, on the CPU.
 
-    .venv/bin/python bench/train_vs_script.py [--epochs 100] [--repeats 5] [--threads 2]
+    .venv/bin/python bench/train_vs_script.py [--epochs 100] [--repeats 9] [--threads 2]
 
 Two workloads, each run as the tutorial's loop (A) and as the engine's train() with no-op hooks
 (B), interleaved A, B, A, B ... so that a noisy machine slows both alike; the table shows each
@@ -177,19 +177,29 @@ def compare(
             f"  {label:8s} wall {medians[label][0]:7.3f} s  cpu {medians[label][1]:7.3f} s  "
             f"(walls: {walls})  last loss {done[-1].loss:.8f}"
         )
-    wall_ratio = medians["tutorial"][0] / medians["engine"][0]
-    cpu_ratio = medians["tutorial"][1] / medians["engine"][1]
-    print(f"  speed-up (tutorial / engine): wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x")
-    if floor is not None:
-        wall_ratio = medians["tutorial"][0] / medians["floor"][0]
-        cpu_ratio = medians["tutorial"][1] / medians["floor"][1]
-        print(f"  floor (tutorial / bare loop): wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x")
+    for label, title in (
+        ("engine", "speed-up (tutorial / engine)"),
+        ("floor", "floor (tutorial / bare loop)"),
+    ):
+        if label not in runs:
+            continue
+        wall_ratio = medians["tutorial"][0] / medians[label][0]
+        cpu_ratio = medians["tutorial"][1] / medians[label][1]
+        # Each repeat's own ratio: a run and the one beside it share the machine's mood, so
+        # their median is steadier than the ratio of medians when the load drifts.
+        paired = statistics.median(
+            t.wall / r.wall for t, r in zip(runs["tutorial"], runs[label], strict=True)
+        )
+        print(
+            f"  {title}: wall {wall_ratio:.2f}x, cpu {cpu_ratio:.2f}x, "
+            f"median of paired runs {paired:.2f}x"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=100, help="seed 002 epochs (default 100)")
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each (default 5)")
+    parser.add_argument("--repeats", type=int, default=9, help="runs of each (default 9)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
