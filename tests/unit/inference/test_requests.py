@@ -98,6 +98,14 @@ def test_a_checkpoint_named_by_a_string_still_gets_its_values_checked() -> None:
     assert request.checkpoint == "best"
 
 
+@pytest.mark.parametrize("name", ["final", "latest"])
+def test_a_checkpoint_name_that_looks_like_a_literal_is_still_read(name: str) -> None:
+    """Their 'l' sends the body through the exact check, which finds only numbers."""
+    request = json_body(f'{{"checkpoint": "{name}", "inputs": [[0.5, -1e3]]}}'.encode())
+    assert request.checkpoint == name
+    np.testing.assert_array_equal(request.inputs, np.array([[0.5, -1000.0]], dtype=np.float32))
+
+
 def test_one_feature_networks_take_a_flat_list() -> None:
     checked = check_inputs(np.array([1.0, 2.0, 3.0]), input_shape=(1,), max_rows=10)
     assert checked.shape == (3, 1)
