@@ -79,7 +79,9 @@ class Batcher:
             while queue.requests:
                 if self.max_wait_seconds and queue.rows < self.max_rows:
                     await asyncio.sleep(self.max_wait_seconds)
-                await self._run(loaded, self._take(queue))
+                taken = self._take(queue)
+                self.requests += len(taken)
+                await self._run(loaded, taken)
         finally:
             del self._queues[loaded.key]
             # Only if this task was cancelled (the server is stopping): release the waiters.
@@ -87,7 +89,6 @@ class Batcher:
                 request.answer.cancel()
 
     async def _run(self, loaded: LoadedNetwork, requests: list[_Request]) -> None:
-        self.requests += len(requests)
         self.passes += 1
         merged = (
             requests[0].inputs
@@ -99,9 +100,14 @@ class Batcher:
         try:
             outputs = await anyio.to_thread.run_sync(loaded.predict, merged)
         except Exception as exc:
-            for request in requests:
-                if not request.answer.done():
-                    request.answer.set_exception(exc)
+            if len(requests) > 1:
+                # One request's rows (a NaN, say) must not fail the others, and its error must
+                # speak of its own rows: each runs again alone, to its own answer.
+                for request in requests:
+                    await self._run(loaded, [request])
+                return
+            if not requests[0].answer.done():
+                requests[0].answer.set_exception(exc)
             return
         except BaseException:
             for request in requests:

@@ -1,8 +1,9 @@
 """Predict request bodies -> a float32 array, parsed once, never element by element.
 
 JSON bodies are parsed by orjson and handed to NumPy in one call; `.npy` bodies are read with
-`allow_pickle=False`. Shapes, finiteness and the row limit are checked against the network
-once it is known (`check_inputs`), with messages that say what was expected and what came.
+`allow_pickle=False`. Shapes and the row limit are checked against the network once it is known
+(`check_inputs`), finiteness with its forward pass (`check_finite`), with messages that say what
+was expected and what came.
 """
 
 import io
@@ -169,7 +170,9 @@ def _top_k(value: object) -> int | None:
 
 
 def check_inputs(inputs: np.ndarray, *, input_shape: tuple[int, ...], max_rows: int) -> np.ndarray:
-    """Float32 inputs of shape (n, *input_shape), all finite, at most `max_rows` rows."""
+    """Float32 inputs of shape (n, *input_shape), at most `max_rows` rows. Whether they are
+    finite is checked with the forward pass (LoadedNetwork.predict, check_finite), off the
+    event loop."""
     if inputs.ndim == 1 and input_shape == (1,):
         # A flat list of numbers for a one-feature network: one number per sample.
         inputs = inputs.reshape(-1, 1)
@@ -190,11 +193,15 @@ def check_inputs(inputs: np.ndarray, *, input_shape: tuple[int, ...], max_rows: 
         with np.errstate(over="ignore"):
             # A number beyond float32's range becomes inf here, and is refused just below.
             array = np.ascontiguousarray(inputs, dtype=np.float32)
-    finite = np.isfinite(array)
+    return array
+
+
+def check_finite(inputs: np.ndarray) -> None:
+    """InvalidInput naming the first number that is not finite (NaN, or beyond float32)."""
+    finite = np.isfinite(inputs)
     if not finite.all():
         row, *index = (int(i) for i in np.argwhere(~finite)[0])
         raise InvalidInput(
             f"row {row} holds {inputs[(row, *index)]} at index {index}; inputs must be finite "
             "float32 numbers (|x| < 3.4e38)"
         )
-    return array

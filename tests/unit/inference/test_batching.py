@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from service.errors import InvalidInput
 from service.inference.batching import Batcher
 from service.inference.loading import LoadedNetwork, Outputs
 from tests.unit.inference.networks import loaded_network
@@ -80,6 +81,31 @@ def test_a_failed_pass_fails_each_of_its_callers() -> None:
     # The next request is served as usual.
     answer = asyncio.run(batcher.predict(loaded, rows(0, count=1)))
     assert answer.predictions.shape == (1,)
+
+
+def test_a_request_with_a_nan_fails_alone_and_its_error_names_its_own_row() -> None:
+    loaded = loaded_network()
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0)
+    bad = rows(1, count=3)
+    bad[2, 1] = np.nan
+    inputs = [rows(0, count=2), bad, rows(2, count=1)]
+
+    results = asyncio.run(predict_all_or_errors(batcher, loaded, inputs))
+
+    assert isinstance(results[1], InvalidInput)
+    assert "row 2 holds nan at index [1]" in str(results[1])
+    for x, answer in zip((inputs[0], inputs[2]), (results[0], results[2]), strict=True):
+        assert isinstance(answer, Outputs)
+        np.testing.assert_array_equal(answer.probabilities, loaded.predict(x).probabilities)
+    # One merged pass that failed, then each request alone.
+    assert (batcher.requests, batcher.passes) == (3, 4)
+
+
+async def predict_all_or_errors(
+    batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
+) -> list[Outputs | BaseException]:
+    calls = (batcher.predict(loaded, x) for x in inputs)
+    return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
 def test_networks_are_batched_separately() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.inference.requests import check_inputs, decode
+from service.inference.requests import check_finite, check_inputs, decode
 
 
 def npy(array: np.ndarray) -> bytes:
@@ -117,6 +117,12 @@ def test_shape_rows_and_finiteness_are_checked_against_the_network() -> None:
     with pytest.raises(InvalidInput, match=r"11 rows in one request; the limit is 10"):
         check_inputs(np.zeros((11, 2)), input_shape=(2,), max_rows=10)
     with pytest.raises(InvalidInput, match=r"row 2 holds -inf at index \[1\]"):
-        check_inputs(np.array([[0, 0], [0, 0], [0, -np.inf]]), input_shape=(2,), max_rows=10)
-    with pytest.raises(InvalidInput, match=r"row 0 holds 1e\+300 at index \[0\]"):
-        check_inputs(np.array([[1e300, 0]]), input_shape=(2,), max_rows=10)
+        check_finite(
+            check_inputs(np.array([[0, 0], [0, 0], [0, -np.inf]]), input_shape=(2,), max_rows=10)
+        )
+    # Beyond float32's range: inf once converted to float32.
+    with pytest.raises(InvalidInput, match=r"row 0 holds inf at index \[0\]"):
+        check_finite(check_inputs(np.array([[1e300, 0]]), input_shape=(2,), max_rows=10))
+    with pytest.raises(InvalidInput, match=r"row 1 holds nan at index \[0, 1\]"):
+        check_finite(np.array([[[0, 0]], [[0, np.nan]]], dtype=np.float32))
+    check_finite(np.array([[3.4e38, -1e-45]], dtype=np.float32))
