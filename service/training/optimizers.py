@@ -43,7 +43,8 @@ class FusedAdamStep:
     re-checks every group and goes through profiler spans and hook dispatch. This calls the same
     kernel, `torch._fused_adam_` (`_fused_adamw_`), with the same arguments, in the same order, so
     the weights and the optimizer's state come out bit-identical (tests/unit/training/
-    test_optimizers.py holds it to that). The optimizer still owns the state and the
+    test_optimizers.py holds it to that, and fails first if a torch upgrade changes the private
+    kernel's signature; pyproject.toml pins torch). The optimizer still owns the state and the
     hyper-parameters: schedules, state_dict() and load_state_dict() work as before.
 
     A step where some parameter has no state yet (the first) goes through optimizer.step(),
