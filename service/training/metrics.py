@@ -14,7 +14,7 @@ PENDING_ELEMENTS = 1 << 20
 class EpochTotals:
     """An epoch's per-step losses and correct counts, left on the device until read.
 
-    Steps only append: the weighting and summing happen once, in `sums`, and correct predictions
+    Steps only append: the weighting and summing happen once, in `read`, and correct predictions
     are counted over many steps' outputs at once (an arg-max, a compare and a sum per step cost
     a SimpleNN mini-batch step more than holding its 64 x 10 outputs for a while).
     """
