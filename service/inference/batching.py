@@ -89,6 +89,17 @@ class Batcher:
                 request.answer.cancel()
 
     async def _run(self, loaded: LoadedNetwork, requests: list[_Request]) -> None:
+        try:
+            await self._answer(loaded, requests)
+        except BaseException:
+            # Cancelled (the server is stopping): release every caller still waiting, those of
+            # a pass run again one by one included. A future already answered stays answered.
+            for request in requests:
+                request.answer.cancel()
+            raise
+
+    async def _answer(self, loaded: LoadedNetwork, requests: list[_Request]) -> None:
+        """One forward pass over the requests' rows, and each request its own answer."""
         self.passes += 1
         merged = (
             requests[0].inputs
@@ -104,15 +115,10 @@ class Batcher:
                 # One request's rows (a NaN, say) must not fail the others, and its error must
                 # speak of its own rows: each runs again alone, to its own answer.
                 for request in requests:
-                    await self._run(loaded, [request])
-                return
-            if not requests[0].answer.done():
+                    await self._answer(loaded, [request])
+            elif not requests[0].answer.done():
                 requests[0].answer.set_exception(exc)
             return
-        except BaseException:
-            for request in requests:
-                request.answer.cancel()
-            raise
         start = 0
         for request in requests:
             stop = start + len(request.inputs)

@@ -1,6 +1,8 @@
 """Request batching: concurrent callers share forward passes and each gets exactly its rows."""
 
 import asyncio
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +23,13 @@ async def predict_all(
     batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
 ) -> list[Outputs]:
     return list(await asyncio.gather(*(batcher.predict(loaded, x) for x in inputs)))
+
+
+async def predict_all_or_errors(
+    batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
+) -> list[Outputs | BaseException]:
+    calls = (batcher.predict(loaded, x) for x in inputs)
+    return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
 def test_concurrent_callers_share_one_pass_and_get_their_own_rows() -> None:
@@ -101,11 +110,37 @@ def test_a_request_with_a_nan_fails_alone_and_its_error_names_its_own_row() -> N
     assert (batcher.requests, batcher.passes) == (3, 4)
 
 
-async def predict_all_or_errors(
-    batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
-) -> list[Outputs | BaseException]:
-    calls = (batcher.predict(loaded, x) for x in inputs)
-    return list(await asyncio.gather(*calls, return_exceptions=True))
+def test_stopping_while_a_failed_pass_runs_again_releases_every_caller() -> None:
+    """The server stops (the drain task is cancelled) while the requests of a failed merged
+    pass are run again one by one: no caller is left waiting for an answer."""
+    network = loaded_network()
+    alone = threading.Event()
+
+    class FailsMerged:
+        key = network.key
+
+        def predict(self, inputs: np.ndarray) -> Outputs:
+            if len(inputs) > 1:
+                raise ValueError("a merged pass fails")
+            alone.set()
+            time.sleep(0.2)
+            return network.predict(inputs)
+
+    batcher = Batcher(max_rows=1024, max_wait_seconds=0)
+
+    async def stop_midway() -> list[object]:
+        fails_merged = FailsMerged()
+        calls = [
+            asyncio.create_task(batcher.predict(fails_merged, rows(n, count=1))) for n in range(3)
+        ]
+        await asyncio.to_thread(alone.wait, 5)
+        for drain in list(batcher._drains):
+            drain.cancel()
+        return await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 5)
+
+    results = asyncio.run(stop_midway())
+
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
 
 
 def test_networks_are_batched_separately() -> None:
