@@ -53,61 +53,63 @@ class FusedAdamStep:
 
     def __init__(self, optimizer: torch.optim.Adam) -> None:
         self.optimizer = optimizer
-        self.kernel = (
-            torch._fused_adamw_
-            if optimizer.param_groups[0].get("decoupled_weight_decay")
-            else torch._fused_adam_
-        )
 
     def __call__(self) -> None:
-        state, groups = self.optimizer.state, self.optimizer.param_groups
-        if any(not state.get(p) for group in groups for p in group["params"] if p.grad is not None):
+        groups = self.optimizer.param_groups
+        tensors = [self._tensors(group) for group in groups]
+        ready = [each for each in tensors if each is not None]
+        if len(ready) < len(tensors):
             self.optimizer.step()
             return
         with torch.no_grad():
-            for group in self.optimizer.param_groups:
-                self._step_group(group)
+            for group, (params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps) in zip(
+                groups, ready, strict=True
+            ):
+                if not params:
+                    continue
+                kernel = (
+                    torch._fused_adamw_ if group["decoupled_weight_decay"] else torch._fused_adam_
+                )
+                beta1, beta2 = group["betas"]
+                torch._foreach_add_(steps, 1)
+                kernel(
+                    params,
+                    grads,
+                    exp_avgs,
+                    exp_avg_sqs,
+                    max_exp_avg_sqs,
+                    steps,
+                    amsgrad=group["amsgrad"],
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=group["weight_decay"],
+                    eps=group["eps"],
+                    maximize=group["maximize"],
+                    grad_scale=None,
+                    found_inf=None,
+                )
 
-    def _step_group(self, group: dict[str, Any]) -> None:
-        state = self.optimizer.state
-        params: list[Tensor] = []
-        grads: list[Tensor] = []
-        exp_avgs: list[Tensor] = []
-        exp_avg_sqs: list[Tensor] = []
-        max_exp_avg_sqs: list[Tensor] = []
-        steps: list[Tensor] = []
+    def _tensors(self, group: dict[str, Any]) -> tuple[list[Tensor], ...] | None:
+        """The kernel's tensor lists for a group's parameters that have a gradient: params,
+        grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs (amsgrad), steps. None if one of those
+        parameters has no state yet."""
+        lists: tuple[list[Tensor], ...] = ([], [], [], [], [], [])
+        params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = lists
         for p in group["params"]:
             if p.grad is None:
                 continue
+            p_state = self.optimizer.state.get(p)
+            if not p_state:
+                return None
             params.append(p)
             grads.append(p.grad)
-            p_state = state[p]
             exp_avgs.append(p_state["exp_avg"])
             exp_avg_sqs.append(p_state["exp_avg_sq"])
             if group["amsgrad"]:
                 max_exp_avg_sqs.append(p_state["max_exp_avg_sq"])
             steps.append(p_state["step"])
-        if not params:
-            return
-        beta1, beta2 = group["betas"]
-        torch._foreach_add_(steps, 1)
-        self.kernel(
-            params,
-            grads,
-            exp_avgs,
-            exp_avg_sqs,
-            max_exp_avg_sqs,
-            steps,
-            amsgrad=group["amsgrad"],
-            lr=group["lr"],
-            beta1=beta1,
-            beta2=beta2,
-            weight_decay=group["weight_decay"],
-            eps=group["eps"],
-            maximize=group["maximize"],
-            grad_scale=None,
-            found_inf=None,
-        )
+        return lists
 
 
 def step_function(optimizer: torch.optim.Optimizer) -> Callable[[], object]:
