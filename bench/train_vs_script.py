@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from service.specs import JobSpec
 from service.training.datasets import make_dataset
-from service.training.hooks import Checkpoint, EpochMetrics
+from service.training.hooks import EpochResult, Snapshot
 from service.training.loop import train
 from service.training.optimizers import step_function
 from service.training.plan import describe_dataset, plan
@@ -62,10 +62,10 @@ def finished(started: tuple[float, float], *, loss: float) -> Run:
 
 
 class NoHooks:
-    def on_epoch(self, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochResult) -> None:
         self.last = metrics
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def on_checkpoint(self, snapshot: Snapshot) -> None:
         pass
 
     def should_stop(self) -> bool:

@@ -13,7 +13,7 @@ from service.errors import NotFound
 from service.ids import new_id
 from service.tables import Dataset
 from service.training.shapes import DataShape
-from service.training.uploads import parse_upload, upload_shape
+from service.uploads import parse_upload, upload_shape
 
 ZIP_MAGIC = b"PK\x03\x04"
 

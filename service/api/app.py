@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service import keys, migrations
 from service.api.errors import install_error_handlers
+from service.api.event_hub import EventHub
 from service.api.limits import BodySizeLimit
 from service.api.routes import (
     checkpoints,
@@ -25,7 +26,6 @@ from service.api.routes import (
 )
 from service.api.telemetry import Telemetry
 from service.db import make_engine, make_session_factory
-from service.events import EventHub
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.settings import Settings

@@ -22,8 +22,8 @@ import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs, repository
+from service.api.event_hub import Epoch, EventHub, JobSnapshot, JobUpdate
 from service.db import transaction
-from service.events import Epoch, EventHub, JobSnapshot, JobUpdate
 from service.schemas import StatusEventOut
 
 # Epochs read from the database per query while catching up.

@@ -17,8 +17,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import repository
+from service.api.event_hub import EventHub
 from service.db import transaction
-from service.events import EventHub
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.schemas import JobStatus

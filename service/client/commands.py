@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from service.client.api import Api, ClientError
-from service.client.events import follow
 from service.client.progress import Progress, duration
 from service.client.settings import DEFAULT_URL, ClientSettings
+from service.client.sse import follow
 
 COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel")
 JOB_FAILED = 1

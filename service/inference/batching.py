@@ -48,7 +48,7 @@ class Batcher:
         # Told the rows of every forward pass (Prometheus' batch-size histogram).
         self.on_pass: Callable[[int], None] | None = None
 
-    async def predict(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
+    async def submit(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         """The outputs for `inputs` (float32, shape already checked), from a shared pass."""
         answer: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
         queue = self._queues.get(loaded.key)
@@ -109,7 +109,7 @@ class Batcher:
         if self.on_pass is not None:
             self.on_pass(len(merged))
         try:
-            outputs = await anyio.to_thread.run_sync(loaded.predict, merged)
+            outputs = await anyio.to_thread.run_sync(loaded.infer, merged)
         except Exception as exc:
             if len(requests) > 1:
                 # One request's rows (a NaN, say) must not fail the others, and its error must

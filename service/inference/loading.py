@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from service import repository
 from service.errors import Conflict, ServiceError
+from service.inference.decoding import check_finite
 from service.inference.lookup import Target
-from service.inference.requests import check_finite
 from service.specs import JobSpec, LossName, Task
 from service.training.checkpoints import read_standardization
 from service.training.networks import build_network
@@ -62,7 +62,7 @@ class LoadedNetwork:
                 x = self.standardization.inputs(x)
             return self.network(x).float().cpu()
 
-    def predict(self, inputs: np.ndarray) -> Outputs:
+    def infer(self, inputs: np.ndarray) -> Outputs:
         """Predictions for float32 inputs (N, *input_shape) whose shape was already checked;
         InvalidInput if one is not finite. Checked here, in the worker thread, once per pass:
         on the event loop it cost each 1-row request more than its share of the pass."""

@@ -15,7 +15,7 @@ from service.errors import Conflict, InvalidInput, NotFound
 from service.tables import Checkpoint
 
 CheckpointRef = Literal["best", "final", "latest"] | int
-CheckpointKind = Literal["best", "final", "latest", "periodic"]
+ResolvedKind = Literal["best", "final", "latest", "periodic"]
 NAMED_REFS = ("best", "final", "latest")
 REF_HELP = "use best, final, latest or an epoch number"
 # A choice can be pruned by the worker's retention before its weights are read: choose again.
@@ -33,7 +33,7 @@ class Target:
     settled: bool
     epoch: int
     sha256: str
-    kind: CheckpointKind
+    kind: ResolvedKind
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -55,7 +55,7 @@ def parse_ref(value: object) -> CheckpointRef | None:
     raise InvalidInput(f"checkpoint {value!r} is not a checkpoint; {REF_HELP}")
 
 
-def _kind(row: Checkpoint, ref: CheckpointRef) -> CheckpointKind:
+def _kind(row: Checkpoint, ref: CheckpointRef) -> ResolvedKind:
     """The name it was asked for by; for an epoch number, its own strongest mark."""
     if isinstance(ref, str):
         return ref
@@ -64,7 +64,7 @@ def _kind(row: Checkpoint, ref: CheckpointRef) -> CheckpointKind:
     return "best" if row.is_best else "periodic"
 
 
-def find_checkpoint(
+def resolve_checkpoint(
     session: Session, *, job_id: str, owner_id: str, ref: CheckpointRef | None, with_blobs: bool
 ) -> tuple[Target, Checkpoint]:
     """The checkpoint `ref` names; None means best when the job has one, else latest.

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
 from service.errors import NotFound
-from service.inference import loading, requests, responses
+from service.inference import decoding, loading, responses
 from service.inference.batching import Batcher
 from service.inference.cache import LRU, NetworkCache
 from service.inference.loading import LoadedNetwork, Outputs
-from service.inference.lookup import CheckpointRef, Target, find_checkpoint
+from service.inference.lookup import CheckpointRef, Target, resolve_checkpoint
 from service.settings import Settings
 from service.training.devices import pick_device
 
@@ -58,7 +58,7 @@ class Predictor:
     def resolve(
         self, session: Session, *, job_id: str, owner_id: str, ref: CheckpointRef | None
     ) -> Target:
-        target, _ = find_checkpoint(
+        target, _ = resolve_checkpoint(
             session, job_id=job_id, owner_id=owner_id, ref=ref, with_blobs=False
         )
         if target.settled:
@@ -99,8 +99,8 @@ class Predictor:
     ) -> bytes:
         """The response body for a predict request's body (JSON or .npy) and query."""
 
-        def decode() -> requests.PredictRequest:
-            return requests.decode(
+        def decode() -> decoding.PredictRequest:
+            return decoding.decode(
                 body, content_type=content_type, checkpoint=checkpoint, top_k=top_k
             )
 
@@ -123,7 +123,7 @@ class Predictor:
                     return found, self.load(session, target=found)
 
             target, loaded = await anyio.to_thread.run_sync(resolve_and_load)
-        inputs = requests.check_inputs(
+        inputs = decoding.check_inputs(
             request.inputs, input_shape=loaded.input_shape, max_rows=self.max_rows
         )
         outputs = await self._run(loaded, inputs)
@@ -131,7 +131,7 @@ class Predictor:
 
     async def _run(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         if self.batcher is not None:
-            return await self.batcher.predict(loaded, inputs)
+            return await self.batcher.submit(loaded, inputs)
         if self.on_pass is not None:
             self.on_pass(len(inputs))
-        return await anyio.to_thread.run_sync(loaded.predict, inputs)
+        return await anyio.to_thread.run_sync(loaded.infer, inputs)

@@ -264,7 +264,7 @@ def _decision_boundary(
     points = grid.points
     predicted = np.concatenate(
         [
-            loaded.predict(points[start : start + CHUNK_ROWS]).predictions
+            loaded.infer(points[start : start + CHUNK_ROWS]).predictions
             for start in range(0, len(points), CHUNK_ROWS)
         ]
     )
@@ -276,5 +276,5 @@ def _decision_boundary(
 def _fit(loaded: LoadedNetwork, inputs: np.ndarray, targets: np.ndarray, *, title: str) -> Draw:
     low, high = figures.padded_range(inputs[:, 0], margin=0.02)
     xs = np.linspace(low, high, CURVE_STEPS, dtype=np.float32)
-    fitted = loaded.predict(xs.reshape(-1, 1)).predictions.reshape(len(xs), -1)[:, 0]
+    fitted = loaded.infer(xs.reshape(-1, 1)).predictions.reshape(len(xs), -1)[:, 0]
     return lambda: figures.fit(inputs=inputs, targets=targets, xs=xs, fitted=fitted, title=title)

@@ -11,8 +11,9 @@ CheckpointKind = Literal["periodic", "best", "final"]
 
 
 @dataclass(frozen=True)
-class EpochMetrics:
-    """One epoch, as DESIGN.md defines it; fields that do not apply are None."""
+class EpochResult:
+    """What one epoch measured (an EpochMetric, as DESIGN.md defines it); fields that do not
+    apply are None."""
 
     epoch: int  # 1-based
     loss: float
@@ -24,8 +25,9 @@ class EpochMetrics:
 
 
 @dataclass(frozen=True)
-class Checkpoint:
-    """The state after `epoch`, complete enough to predict from and to resume exactly.
+class Snapshot:
+    """A checkpoint as training takes it: the state after `epoch`, complete enough to predict
+    from and to resume exactly.
 
     `weights` is the network's state_dict as safetensors bytes, loadable with strict=True into
     the network the normalised spec describes. `state` is safetensors bytes holding everything
@@ -50,10 +52,10 @@ class Resume:
 
 
 class TrainingHooks(Protocol):
-    def on_epoch(self, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochResult) -> None:
         """Called after every epoch, before any checkpoint of that epoch."""
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def on_checkpoint(self, snapshot: Snapshot) -> None:
         """Called with each checkpoint to store; never with non-finite weights."""
 
     def should_stop(self) -> bool:

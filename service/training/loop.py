@@ -17,7 +17,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from service.errors import TrainingFailed
 from service.specs import JobSpec
-from service.training import randomness, validation
+from service.training import holdout, randomness
 from service.training.batches import Batches
 from service.training.checkpoints import (
     TrainingState,
@@ -27,7 +27,7 @@ from service.training.checkpoints import (
     load_weights,
 )
 from service.training.datasets import make_dataset
-from service.training.hooks import Checkpoint, CheckpointKind, EpochMetrics, Resume, TrainingHooks
+from service.training.hooks import CheckpointKind, EpochResult, Resume, Snapshot, TrainingHooks
 from service.training.losses import LOSSES, LossFunction
 from service.training.metrics import EpochTotals, read_totals
 from service.training.networks import build_network
@@ -75,7 +75,7 @@ def prepare_data(
 ) -> PreparedData:
     """Generate, split and standardise the data on the CPU, then move it to the device once."""
     inputs, targets = make_dataset(spec.dataset, uploaded=uploaded)
-    train, held_out = validation.split(
+    train, held_out = holdout.split(
         inputs=inputs,
         targets=prepare_targets(targets, spec=spec),
         fraction=spec.validation_fraction,
@@ -169,13 +169,13 @@ def _checkpoint(
     metric: float | None,
     network: torch.nn.Module,
     state: TrainingState,
-) -> Checkpoint:
+) -> Snapshot:
     if not _all_finite(network):
         raise TrainingFailed(
             f"the weights became non-finite at epoch {epoch}; lower the learning rate "
             "or set max_grad_norm"
         )
-    return Checkpoint(
+    return Snapshot(
         epoch=epoch,
         kinds=frozenset(kinds),
         metric=metric,
@@ -252,7 +252,7 @@ def train(
             measured = [totals]
             if data.validation is not None:
                 measured.append(
-                    validation.evaluate(
+                    holdout.evaluate(
                         network,
                         data=data.validation,
                         loss_function=loss_function,
@@ -274,7 +274,7 @@ def train(
                 )
         if schedule is not None:
             schedule.step()
-        metrics = EpochMetrics(
+        metrics = EpochResult(
             epoch=epoch,
             loss=loss,
             accuracy=accuracy,

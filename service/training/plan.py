@@ -14,10 +14,10 @@ from math import prod
 from service import layers, specs
 from service.errors import InvalidSpec
 from service.specs import CLASSIFICATION_LOSSES, DatasetSpec, JobSpec, LossName, Task
+from service.training.holdout import validation_size
 from service.training.inline import inline_shape
 from service.training.shapes import DataShape, format_shape
 from service.training.tracing import TracedNetwork, trace_network
-from service.training.validation import validation_size
 
 __all__ = ["DataShape", "Plan", "describe_dataset", "plan"]
 

@@ -16,9 +16,8 @@ from service import jobs, repository
 from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
-from service.tables import Checkpoint as CheckpointRow
-from service.tables import EpochMetric
-from service.training.hooks import Checkpoint, EpochMetrics
+from service.tables import Checkpoint, EpochMetric
+from service.training.hooks import EpochResult, Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class DatabaseHooks:
             repository.delete_metrics_after(session, job_id=self.job_id, epoch=resume_epoch)
             repository.delete_checkpoints_after(session, job_id=self.job_id, epoch=resume_epoch)
 
-    def on_epoch(self, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochResult) -> None:
         with transaction(self.sessions, immediate=True) as session:
             self.renew(session, epoch=metrics.epoch)
             repository.add_epoch_metric(
@@ -92,18 +91,18 @@ class DatabaseHooks:
                 ),
             )
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        row = CheckpointRow(
+    def on_checkpoint(self, snapshot: Snapshot) -> None:
+        row = Checkpoint(
             job_id=self.job_id,
-            epoch=checkpoint.epoch,
-            is_periodic="periodic" in checkpoint.kinds,
-            is_best="best" in checkpoint.kinds,
-            is_final="final" in checkpoint.kinds,
-            metric=checkpoint.metric,
-            sha256=hashlib.sha256(checkpoint.weights).hexdigest(),
-            size_bytes=len(checkpoint.weights),
-            weights=checkpoint.weights,
-            state=checkpoint.state,
+            epoch=snapshot.epoch,
+            is_periodic="periodic" in snapshot.kinds,
+            is_best="best" in snapshot.kinds,
+            is_final="final" in snapshot.kinds,
+            metric=snapshot.metric,
+            sha256=hashlib.sha256(snapshot.weights).hexdigest(),
+            size_bytes=len(snapshot.weights),
+            weights=snapshot.weights,
+            state=snapshot.state,
             created_at=jobs.now(),
         )
         with transaction(self.sessions, immediate=True) as session:

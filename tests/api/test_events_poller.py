@@ -10,12 +10,12 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs
+from service.api.event_hub import EventHub
 from service.db import transaction
-from service.events import EventHub
 from service.keys import create_key
 from service.settings import Settings
 from service.specs import JobSpec
-from service.training.hooks import EpochMetrics
+from service.training.hooks import EpochResult
 from service.worker.hooks import DatabaseHooks
 from tests.factories import tiny_spec
 
@@ -52,7 +52,7 @@ def running_jobs(
 def write_epochs(writer: DatabaseHooks, epochs: range) -> None:
     for epoch in epochs:
         writer.on_epoch(
-            EpochMetrics(
+            EpochResult(
                 epoch=epoch,
                 loss=1 / epoch,
                 accuracy=0.5,

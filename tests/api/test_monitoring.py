@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs
 from service.db import transaction
 from service.settings import Settings
-from service.training.hooks import EpochMetrics
+from service.training.hooks import EpochResult
 from service.worker.hooks import DatabaseHooks
 from service.worker.loop import Worker
 from tests.factories import tiny_spec
@@ -44,7 +44,7 @@ def run_by_hand(sessions: sessionmaker[Session], settings: Settings, *, epochs: 
     )
     for epoch in range(1, epochs + 1):
         hooks.on_epoch(
-            EpochMetrics(
+            EpochResult(
                 epoch=epoch,
                 loss=1.0,
                 accuracy=0.5,

@@ -12,16 +12,14 @@ from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
 from service.tables import Job
-from service.training.hooks import Checkpoint, EpochMetrics
+from service.training.hooks import EpochResult, Snapshot
 from service.worker.hooks import DatabaseHooks
 from tests.jobs import queue, read
 
-METRICS = EpochMetrics(
+METRICS = EpochResult(
     epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1
 )
-CHECKPOINT = Checkpoint(
-    epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s"
-)
+CHECKPOINT = Snapshot(epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s")
 
 
 def claim(sessions: sessionmaker[Session], settings: Settings, token: str) -> Job:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import repository
 from service.db import transaction
 from service.errors import Conflict
-from service.inference.lookup import find_checkpoint
+from service.inference.lookup import resolve_checkpoint
 from service.settings import Settings
 from service.tables import Checkpoint
 from tests.jobs import queue, read
@@ -47,7 +47,7 @@ def test_a_checkpoint_arriving_mid_lookup_does_not_make_it_contradict_itself(
     event.listen(engine, "after_cursor_execute", commit_a_checkpoint)
     try:
         with transaction(sessions) as session, pytest.raises(Conflict) as refused:
-            find_checkpoint(
+            resolve_checkpoint(
                 session, job_id=job_id, owner_id=owner_id, ref="latest", with_blobs=False
             )
     finally:

@@ -7,7 +7,7 @@ from service import jobs, repository
 from service.api.deps import Caller, ReadSession
 from service.api.errors import responses
 from service.api.views import checkpoints_out
-from service.inference.lookup import find_checkpoint, parse_ref
+from service.inference.lookup import parse_ref, resolve_checkpoint
 from service.schemas import CheckpointOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
@@ -37,7 +37,7 @@ def list_checkpoints(job_id: str, caller: Caller, session: ReadSession) -> list[
 )
 def download_checkpoint(job_id: str, ref: str, caller: Caller, session: ReadSession) -> Response:
     """`ref`: best, final, latest or an epoch number."""
-    target, row = find_checkpoint(
+    target, row = resolve_checkpoint(
         session, job_id=job_id, owner_id=caller.id, ref=parse_ref(ref), with_blobs=True
     )
     filename = f"{target.job_id}-epoch-{target.epoch}.safetensors"

@@ -11,9 +11,9 @@ from starlette.types import Receive, Scope, Send
 from service.api.deps import Caller, ReadSession, SettingsDep, caller_of
 from service.api.errors import responses
 from service.api.telemetry import Telemetry
+from service.inference.decoding import JSON, NPY
 from service.inference.evaluation import evaluate_job
 from service.inference.predictor import Predictor
-from service.inference.requests import JSON, NPY
 from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])

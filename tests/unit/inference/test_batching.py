@@ -22,13 +22,13 @@ def rows(n: int, *, count: int) -> np.ndarray:
 async def predict_all(
     batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
 ) -> list[Outputs]:
-    return list(await asyncio.gather(*(batcher.predict(loaded, x) for x in inputs)))
+    return list(await asyncio.gather(*(batcher.submit(loaded, x) for x in inputs)))
 
 
 async def predict_all_or_errors(
     batcher: Batcher, loaded: LoadedNetwork, inputs: list[np.ndarray]
 ) -> list[Outputs | BaseException]:
-    calls = (batcher.predict(loaded, x) for x in inputs)
+    calls = (batcher.submit(loaded, x) for x in inputs)
     return list(await asyncio.gather(*calls, return_exceptions=True))
 
 
@@ -41,7 +41,7 @@ def test_concurrent_callers_share_one_pass_and_get_their_own_rows() -> None:
 
     assert (batcher.requests, batcher.passes) == (20, 1)
     for x, answer in zip(inputs, answers, strict=True):
-        alone = loaded.predict(x)
+        alone = loaded.infer(x)
         torch.testing.assert_close(
             torch.from_numpy(answer.probabilities), torch.from_numpy(alone.probabilities)
         )
@@ -66,9 +66,9 @@ def test_a_wait_gathers_requests_that_arrive_later() -> None:
     batcher = Batcher(max_rows=1024, max_wait_seconds=0.05)
 
     async def staggered() -> None:
-        first = asyncio.create_task(batcher.predict(loaded, rows(0, count=1)))
+        first = asyncio.create_task(batcher.submit(loaded, rows(0, count=1)))
         await asyncio.sleep(0)
-        second = asyncio.create_task(batcher.predict(loaded, rows(1, count=1)))
+        second = asyncio.create_task(batcher.submit(loaded, rows(1, count=1)))
         await asyncio.gather(first, second)
 
     asyncio.run(staggered())
@@ -81,14 +81,14 @@ def test_a_failed_pass_fails_each_of_its_callers() -> None:
     batcher = Batcher(max_rows=1024, max_wait_seconds=0)
 
     async def wrong_width() -> list[object]:
-        calls = [batcher.predict(loaded, np.zeros((1, 5), np.float32)) for _ in range(3)]
+        calls = [batcher.submit(loaded, np.zeros((1, 5), np.float32)) for _ in range(3)]
         return await asyncio.gather(*calls, return_exceptions=True)
 
     results = asyncio.run(wrong_width())
 
     assert all(isinstance(r, RuntimeError) for r in results)
     # The next request is served as usual.
-    answer = asyncio.run(batcher.predict(loaded, rows(0, count=1)))
+    answer = asyncio.run(batcher.submit(loaded, rows(0, count=1)))
     assert answer.predictions.shape == (1,)
 
 
@@ -105,7 +105,7 @@ def test_a_request_with_a_nan_fails_alone_and_its_error_names_its_own_row() -> N
     assert "row 2 holds nan at index [1]" in str(results[1])
     for x, answer in zip((inputs[0], inputs[2]), (results[0], results[2]), strict=True):
         assert isinstance(answer, Outputs)
-        np.testing.assert_array_equal(answer.probabilities, loaded.predict(x).probabilities)
+        np.testing.assert_array_equal(answer.probabilities, loaded.infer(x).probabilities)
     # One merged pass that failed, then each request alone.
     assert (batcher.requests, batcher.passes) == (3, 4)
 
@@ -119,19 +119,19 @@ def test_stopping_while_a_failed_pass_runs_again_releases_every_caller() -> None
     class FailsMerged:
         key = network.key
 
-        def predict(self, inputs: np.ndarray) -> Outputs:
+        def infer(self, inputs: np.ndarray) -> Outputs:
             if len(inputs) > 1:
                 raise ValueError("a merged pass fails")
             alone.set()
             time.sleep(0.2)
-            return network.predict(inputs)
+            return network.infer(inputs)
 
     batcher = Batcher(max_rows=1024, max_wait_seconds=0)
 
     async def stop_midway() -> list[object]:
         fails_merged = FailsMerged()
         calls = [
-            asyncio.create_task(batcher.predict(fails_merged, rows(n, count=1))) for n in range(3)
+            asyncio.create_task(batcher.submit(fails_merged, rows(n, count=1))) for n in range(3)
         ]
         await asyncio.to_thread(alone.wait, 5)
         for drain in list(batcher._drains):
@@ -152,12 +152,12 @@ def test_networks_are_batched_separately() -> None:
     x = rows(5, count=2)
 
     async def both() -> list[Outputs]:
-        return list(await asyncio.gather(batcher.predict(first, x), batcher.predict(second, x)))
+        return list(await asyncio.gather(batcher.submit(first, x), batcher.submit(second, x)))
 
     one, two = asyncio.run(both())
 
     assert batcher.passes == 2
-    np.testing.assert_array_equal(one.probabilities, first.predict(x).probabilities)
-    np.testing.assert_array_equal(two.probabilities, second.predict(x).probabilities)
+    np.testing.assert_array_equal(one.probabilities, first.infer(x).probabilities)
+    np.testing.assert_array_equal(two.probabilities, second.infer(x).probabilities)
     with pytest.raises(AssertionError):
         np.testing.assert_array_equal(one.probabilities, two.probabilities)

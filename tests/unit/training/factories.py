@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from service.specs import JobSpec
-from service.training.hooks import Checkpoint, EpochMetrics, Resume
+from service.training.hooks import EpochResult, Resume, Snapshot
 from service.training.loop import TrainingOutcome, train
 from service.training.plan import describe_dataset, plan
 
@@ -48,14 +48,14 @@ class RecordingHooks:
     """TrainingHooks that keep what they are given, and ask to stop after `stop_after` epochs."""
 
     stop_after: int | None = None
-    epochs: list[EpochMetrics] = field(default_factory=list)
-    checkpoints: list[Checkpoint] = field(default_factory=list)
+    epochs: list[EpochResult] = field(default_factory=list)
+    checkpoints: list[Snapshot] = field(default_factory=list)
 
-    def on_epoch(self, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochResult) -> None:
         self.epochs.append(metrics)
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
-        self.checkpoints.append(checkpoint)
+    def on_checkpoint(self, snapshot: Snapshot) -> None:
+        self.checkpoints.append(snapshot)
 
     def should_stop(self) -> bool:
         return self.stop_after is not None and len(self.epochs) >= self.stop_after

@@ -5,10 +5,10 @@ import re
 import numpy as np
 import pytest
 
+from service import uploads
 from service.errors import InvalidUpload
-from service.training import uploads
 from service.training.shapes import DataShape
-from service.training.uploads import parse_upload, upload_shape
+from service.uploads import parse_upload, upload_shape
 
 
 def npz(**arrays: np.ndarray) -> bytes:

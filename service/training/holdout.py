@@ -1,4 +1,4 @@
-"""The validation split, and the loss and accuracy measured on it after each epoch."""
+"""The hold-out (validation) split, and the loss and accuracy measured on it after each epoch."""
 
 import torch
 

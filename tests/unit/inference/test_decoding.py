@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from service.errors import InvalidInput, UnsupportedMediaType
-from service.inference.requests import check_finite, check_inputs, decode
+from service.inference.decoding import check_finite, check_inputs, decode
 
 
 def npy(array: np.ndarray) -> bytes:
