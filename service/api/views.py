@@ -1,57 +1,42 @@
-"""Rows to response bodies."""
+"""Rows to response bodies; no queries here (service/job_reads.py reads what these show)."""
 
 import csv
 import io
 from collections.abc import Sequence
 
-from sqlalchemy.orm import Session
-
-from service import repository
-from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobOut
-from service.specs import JobSpec
-from service.tables import Checkpoint, Dataset, EpochMetric, Job
+from service.job_reads import JobPage, JobSummary
+from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobListOut, JobOut
+from service.tables import Checkpoint, Dataset, EpochMetric
 
 METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
-def job_out(session: Session, job: Job) -> JobOut:
-    return jobs_out(session, [job])[0]
+def job_out(summary: JobSummary) -> JobOut:
+    job = summary.job
+    return JobOut(
+        id=job.id,
+        name=job.name,
+        status=job.status,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        epoch=job.epoch,
+        epochs=job.epochs,
+        attempt=job.attempt,
+        device=job.device,
+        parameters=job.parameters,
+        cancel_requested=job.cancel_requested,
+        error=job.error,
+        spec=summary.spec,
+        latest=_metric_out(summary.latest),
+        best=_metric_out(summary.best),
+    )
 
 
-def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
-    """Jobs with their latest and best epochs, read for the whole page in a few queries."""
-    specs = [JobSpec.model_validate(job.spec) for job in jobs]
-    # A job's `epoch` is its last stored epoch, written in the same transaction as that row.
-    latest = repository.metrics_at(session, keys=[(job.id, job.epoch) for job in jobs if job.epoch])
-    best: dict[str, EpochMetric] = {}
-    for metric in {spec.best_metric or "loss" for spec in specs}:
-        ids = [
-            job.id
-            for job, spec in zip(jobs, specs, strict=True)
-            if (spec.best_metric or "loss") == metric
-        ]
-        best.update(repository.best_metrics(session, job_ids=ids, metric=metric))
-    return [
-        JobOut(
-            id=job.id,
-            name=job.name,
-            status=job.status,
-            created_at=job.created_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
-            epoch=job.epoch,
-            epochs=job.epochs,
-            attempt=job.attempt,
-            device=job.device,
-            parameters=job.parameters,
-            cancel_requested=job.cancel_requested,
-            error=job.error,
-            spec=spec,
-            latest=_metric_out(latest.get((job.id, job.epoch))),
-            best=_metric_out(best.get(job.id)),
-        )
-        for job, spec in zip(jobs, specs, strict=True)
-    ]
+def job_page_out(page: JobPage) -> JobListOut:
+    return JobListOut(
+        jobs=[job_out(summary) for summary in page.jobs], next_cursor=page.next_cursor
+    )
 
 
 def _metric_out(row: EpochMetric | None) -> EpochMetricOut | None:

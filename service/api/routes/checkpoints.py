@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service import jobs, repository
+from service import job_reads
 from service.api.deps import Caller, ReadSession
 from service.api.errors import responses
 from service.api.views import checkpoints_out
@@ -18,8 +18,7 @@ SAFETENSORS = "application/octet-stream"
 @router.get("/{job_id}/checkpoints", response_model=list[CheckpointOut], responses=responses(404))
 def list_checkpoints(job_id: str, caller: Caller, session: ReadSession) -> list[CheckpointOut]:
     """Oldest first; an epoch that is, say, both periodic and best is listed once per kind."""
-    job = jobs.get(session, job_id=job_id, owner_id=caller.id)
-    return checkpoints_out(repository.list_checkpoints(session, job_id=job.id))
+    return checkpoints_out(job_reads.checkpoints(session, job_id=job_id, owner_id=caller.id))
 
 
 @router.get(

@@ -5,10 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from service import jobs, repository
+from service import job_reads, jobs
 from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
-from service.api.views import job_out, jobs_out, metrics_csv, metrics_out
+from service.api.views import job_out, job_page_out, metrics_csv, metrics_out
 from service.schemas import JobListOut, JobOut, JobStatus, MetricsOut
 from service.specs import JobSpec
 
@@ -32,7 +32,7 @@ def submit_job(
     job = jobs.submit(
         session, spec=spec, owner_id=caller.id, settings=settings, idempotency_key=idempotency_key
     )
-    return job_out(session, job)
+    return job_out(job_reads.summary(session, job))
 
 
 @router.get("", response_model=JobListOut, responses=responses(422))
@@ -46,22 +46,20 @@ def list_jobs(
     ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
-    rows = repository.list_jobs(
-        session, owner_id=caller.id, status=status, limit=limit, before_id=cursor
-    )
-    next_cursor = rows[-1].id if len(rows) == limit else None
-    return JobListOut(jobs=jobs_out(session, rows), next_cursor=next_cursor)
+    page = job_reads.page(session, owner_id=caller.id, status=status, limit=limit, cursor=cursor)
+    return job_page_out(page)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=responses(404))
 def get_job(job_id: str, caller: Caller, session: ReadSession) -> JobOut:
-    return job_out(session, jobs.get(session, job_id=job_id, owner_id=caller.id))
+    return job_out(job_reads.job(session, job_id=job_id, owner_id=caller.id))
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, responses=responses(404, 409))
 def cancel_job(job_id: str, caller: Caller, session: WriteSession) -> JobOut:
     """Cancel a queued job now; a running one stops at its next epoch, keeping its checkpoints."""
-    return job_out(session, jobs.cancel(session, job_id=job_id, owner_id=caller.id))
+    job = jobs.cancel(session, job_id=job_id, owner_id=caller.id)
+    return job_out(job_reads.summary(session, job))
 
 
 @router.get(
@@ -82,8 +80,7 @@ def get_metrics(
     since: Annotated[int, Query(ge=0, description="Only epochs after this one.")] = 0,
     accept: Annotated[str | None, Header()] = None,
 ) -> MetricsOut | Response:
-    job = jobs.get(session, job_id=job_id, owner_id=caller.id)
-    metrics = repository.list_metrics(session, job_id=job.id, since=since)
+    metrics = job_reads.metrics(session, job_id=job_id, owner_id=caller.id, since=since)
     if accept is not None and "text/csv" in accept:
         return PlainTextResponse(metrics_csv(metrics), media_type="text/csv")
-    return MetricsOut(job_id=job.id, epochs=metrics_out(metrics))
+    return MetricsOut(job_id=job_id, epochs=metrics_out(metrics))
