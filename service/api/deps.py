@@ -1,4 +1,6 @@
-"""Request dependencies as Annotated aliases: settings, sessions, the calling API key.
+"""Request dependencies as Annotated aliases: settings, sessions, the calling API key, and the
+process's long-lived objects (predictor, plotter, event hub, telemetry), so that no route reads
+`request.app.state` itself.
 
 Sessions use scope="function": the transaction commits (or rolls back) when the route returns,
 before the response is sent, so a client that got 202 can read what it created at once.
@@ -17,11 +19,16 @@ import anyio
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 
 from service import keys
+from service.api.event_hub import EventHub
+from service.api.telemetry import Telemetry
 from service.db import transaction
+from service.inference.predictor import Predictor
+from service.plots.plotter import Plotter
 from service.settings import Settings
 from service.tables import ApiKey
 
@@ -69,6 +76,7 @@ async def _write_session(request: Request) -> AsyncIterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionFactory = Annotated[sessionmaker[Session], Depends(_sessions)]
 ReadSession = Annotated[Session, Depends(_read_session, scope="function")]
 WriteSession = Annotated[Session, Depends(_write_session, scope="function")]
 
@@ -106,3 +114,46 @@ async def caller_of(app: Starlette, *, authorization: str | None) -> ApiKey:
 
 
 Caller = Annotated[ApiKey, Depends(_caller)]
+
+
+# The app's long-lived objects. These are async, like every dependency on the predict and plot
+# paths: FastAPI runs a plain function dependency in a worker thread, a hand-off per request.
+
+
+async def _engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+async def _schema_head(request: Request) -> str:
+    head: str = request.app.state.schema_head
+    return head
+
+
+async def _predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+async def _plotter(request: Request) -> Plotter:
+    plotter: Plotter = request.app.state.plotter
+    return plotter
+
+
+async def _event_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.events
+    return hub
+
+
+async def _telemetry(request: Request) -> Telemetry:
+    telemetry: Telemetry = request.app.state.telemetry
+    return telemetry
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+SchemaHead = Annotated[str, Depends(_schema_head)]
+"""The newest migration's revision, as this code knows it."""
+PredictorDep = Annotated[Predictor, Depends(_predictor)]
+PlotterDep = Annotated[Plotter, Depends(_plotter)]
+EventHubDep = Annotated[EventHub, Depends(_event_hub)]
+TelemetryDep = Annotated[Telemetry, Depends(_telemetry)]

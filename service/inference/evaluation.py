@@ -3,12 +3,19 @@
 The loss is the job's loss function over the whole dataset at once, in the space training
 measured it in (standardised targets when the job standardises), so it compares with the job's
 `loss` and `val_loss`. Regression metrics are in the targets' own units.
+
+What comes from the database (the checkpoint's network, an uploaded dataset's arrays) is read in
+a short transaction of its own; the dataset is drawn and the forward pass, up to
+SERVICE_MAX_EVALUATE_SAMPLES samples, runs after it is closed, in a worker thread, so no pooled
+connection waits on the computation (as on predict's path, inference/predictor.py).
 """
 
+import anyio.to_thread
 import torch
 from sqlalchemy.orm import Session
 
 from service import datasets, specs
+from service.db import transaction
 from service.errors import InvalidInput
 from service.inference.loading import LoadedNetwork
 from service.inference.lookup import CheckpointRef, Target
@@ -29,27 +36,37 @@ CHUNK_ROWS = 8192
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
-def dataset_tensors(
-    session: Session, *, dataset: DatasetSpec, owner_id: str, max_samples: int
+def stored_tensors(
+    session: Session, *, dataset: specs.UploadedData, owner_id: str, max_samples: int
+) -> Tensors:
+    """An uploaded dataset's (inputs, targets) on the CPU, checked against the limit first."""
+    row = datasets.get(session, dataset_id=dataset.id, owner_id=owner_id)
+    _check_size(row.samples, max_samples=max_samples)
+    return datasets.load_arrays(session, dataset_id=dataset.id)
+
+
+def drawn_tensors(
+    dataset: specs.SpiralData | specs.SumBinsData | specs.QuadraticData | specs.InlineData,
+    *,
+    max_samples: int,
 ) -> Tensors:
     """(inputs, targets) on the CPU; generated datasets are checked against the limit first."""
-    if isinstance(dataset, specs.UploadedData):
-        row = datasets.get(session, dataset_id=dataset.id, owner_id=owner_id)
-        samples = row.samples
-    elif isinstance(dataset, specs.InlineData):
+    if isinstance(dataset, specs.InlineData):
         samples = len(dataset.inputs)
     else:
         samples = describe_dataset(dataset).samples
         if dataset.seed is None:
             dataset = dataset.model_copy(update={"seed": EVALUATION_SEED})
+    _check_size(samples, max_samples=max_samples)
+    return make_dataset(dataset)
+
+
+def _check_size(samples: int, *, max_samples: int) -> None:
     if samples > max_samples:
         raise InvalidInput(
             f"the dataset has {samples:,} samples; evaluate takes at most {max_samples:,} "
             "(SERVICE_MAX_EVALUATE_SAMPLES)"
         )
-    if isinstance(dataset, specs.UploadedData):
-        return datasets.load_arrays(session, dataset_id=dataset.id)
-    return make_dataset(dataset)
 
 
 def _check(
@@ -154,8 +171,7 @@ def _regression(
     )
 
 
-def evaluate_job(
-    session: Session,
+async def evaluate_job(
     *,
     predictor: Predictor,
     job_id: str,
@@ -164,9 +180,18 @@ def evaluate_job(
     ref: CheckpointRef | None,
     max_samples: int,
 ) -> EvaluateOut:
-    """Load the checkpoint (or reuse it from the cache), read the dataset, evaluate. Blocking."""
-    target, loaded = predictor.open(session, job_id=job_id, owner_id=owner_id, ref=ref)
-    inputs, targets = dataset_tensors(
-        session, dataset=dataset, owner_id=owner_id, max_samples=max_samples
-    )
-    return evaluate(loaded=loaded, target=target, inputs=inputs, targets=targets)
+    """Load the checkpoint (or reuse it from the cache) and read an uploaded dataset in one
+    transaction; then, with it closed, draw any other dataset and evaluate."""
+
+    def run() -> EvaluateOut:
+        with transaction(predictor.sessions) as session:
+            target, loaded = predictor.open(session, job_id=job_id, owner_id=owner_id, ref=ref)
+            if isinstance(dataset, specs.UploadedData):
+                inputs, targets = stored_tensors(
+                    session, dataset=dataset, owner_id=owner_id, max_samples=max_samples
+                )
+        if not isinstance(dataset, specs.UploadedData):
+            inputs, targets = drawn_tensors(dataset, max_samples=max_samples)
+        return evaluate(loaded=loaded, target=target, inputs=inputs, targets=targets)
+
+    return await anyio.to_thread.run_sync(run)

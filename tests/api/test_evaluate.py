@@ -1,17 +1,24 @@
 """POST /v1/jobs/{id}/evaluate: the job's loss and task metrics on a labelled dataset."""
 
 import io
+from functools import partial
 from typing import Any
 
+import anyio
 import httpx
 import numpy as np
 import pytest
 import torch
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from torch.nn import functional
 
+from service import repository
+from service.db import transaction
+from service.inference.evaluation import evaluate_job
+from service.inference.predictor import Predictor
 from service.settings import Settings
-from service.specs import SpiralData
+from service.specs import DatasetSpec, InlineData, SpiralData, UploadedData
 from service.training.datasets import make_dataset
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
@@ -133,6 +140,49 @@ def test_an_uploaded_dataset_by_id(
 
     assert result == inline
     assert not_yours.status_code == 404
+
+
+def test_the_forward_pass_runs_after_the_database_connection_is_given_back(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    job = train(client, sessions, settings)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=np.array([[0.0, 0.1], [1.0, 0.9]], dtype=np.float32), y=np.array([0, 1]))
+    uploaded = client.post("/v1/datasets", files={"file": ("data.npz", buffer.getvalue())})
+    assert uploaded.status_code == 201, uploaded.text
+    predictor = Predictor(settings=settings, sessions=sessions)
+    with transaction(sessions) as session:
+        row = repository.get_job(session, job_id=job["id"])
+        assert row is not None
+        _, loaded = predictor.open(session, job_id=row.id, owner_id=row.owner_id, ref=None)
+    connections_held: list[int] = []
+    loaded.network.register_forward_hook(
+        lambda *_: connections_held.append(engine.pool.checkedout())
+    )
+    datasets: list[DatasetSpec] = [
+        UploadedData(kind="uploaded", id=uploaded.json()["id"]),
+        InlineData(kind="inline", inputs=[[0.0, 0.1], [1.0, 0.9]], targets=[0, 1]),
+        SpiralData(kind="spiral", classes=2, points_per_class=5),
+    ]
+
+    results = [
+        anyio.run(
+            partial(
+                evaluate_job,
+                predictor=predictor,
+                job_id=row.id,
+                owner_id=row.owner_id,
+                dataset=dataset,
+                ref=None,
+                max_samples=100,
+            )
+        )
+        for dataset in datasets
+    ]
+
+    assert [result.samples for result in results] == [2, 2, 10]
+    assert results[0] == results[1]
+    assert connections_held == [0, 0, 0]
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 
 from service import jobs
-from service.api.deps import Caller, ReadSession, SettingsDep
+from service.api.deps import Caller, EventHubDep, ReadSession, SessionFactory, SettingsDep
 from service.api.errors import responses
 from service.api.streams import JobStream
 
@@ -33,10 +33,11 @@ STREAM_DESCRIPTION = """Server-Sent Events, ending after the job's final state:
 )
 def job_events(
     job_id: str,
-    request: Request,
     caller: Caller,
     session: ReadSession,
     settings: SettingsDep,
+    hub: EventHubDep,
+    sessions: SessionFactory,
     last_event_id: Annotated[
         int | None,
         Header(ge=0, description="Resume after this epoch: the id of the last event received."),
@@ -49,8 +50,8 @@ def job_events(
     resumes after that epoch without gaps or repeats."""
     job = jobs.get(session, job_id=job_id, owner_id=caller.id)
     stream = JobStream(
-        hub=request.app.state.events,
-        sessions=request.app.state.sessions,
+        hub=hub,
+        sessions=sessions,
         job_id=job.id,
         after=last_event_id if last_event_id is not None else since,
         keepalive_seconds=settings.events_keepalive_seconds,

@@ -1,10 +1,10 @@
 """GET /metrics: Prometheus' text format; no key needed, like /healthz."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from service.api.telemetry import Telemetry
+from service.api.deps import TelemetryDep
 
 router = APIRouter(tags=["monitoring"])
 
@@ -19,8 +19,7 @@ router = APIRouter(tags=["monitoring"])
         }
     },
 )
-def metrics(request: Request) -> Response:
+def metrics(telemetry: TelemetryDep) -> Response:
     """Jobs by status, the queue, training throughput (read from the database now); prediction
     latency, batch sizes, caches and event streams (seen by this api process)."""
-    telemetry: Telemetry = request.app.state.telemetry
     return Response(telemetry.exposition(), media_type=CONTENT_TYPE_PLAIN_0_0_4)

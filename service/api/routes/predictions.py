@@ -1,14 +1,14 @@
 """/v1/jobs/{id}/predict and /v1/jobs/{id}/evaluate: a trained job's network in eval mode."""
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
-from service.api.deps import Caller, ReadSession, SettingsDep, caller_of
+from service.api.deps import Caller, PredictorDep, SettingsDep, caller_of
 from service.api.errors import responses
 from service.api.telemetry import Telemetry
 from service.inference.decoding import JSON, NPY
@@ -17,15 +17,6 @@ from service.inference.predictor import Predictor
 from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
-
-
-async def _predictor(request: Request) -> Predictor:
-    # async: a plain function dependency would cost a thread hand-off on every request.
-    predictor: Predictor = request.app.state.predictor
-    return predictor
-
-
-PredictorDep = Annotated[Predictor, Depends(_predictor)]
 
 # The route reads its body (orjson straight into NumPy), query and Content-Type itself, so they
 # are described here: FastAPI's per-parameter validation would cost more than the rest of a
@@ -122,18 +113,12 @@ def add_predict_route(app: FastAPI) -> None:
 
 
 @router.post("/{job_id}/evaluate", response_model=EvaluateOut, responses=responses(404, 409, 422))
-def evaluate(
-    job_id: str,
-    body: EvaluateIn,
-    caller: Caller,
-    session: ReadSession,
-    settings: SettingsDep,
-    predictor: PredictorDep,
+async def evaluate(
+    job_id: str, body: EvaluateIn, caller: Caller, settings: SettingsDep, predictor: PredictorDep
 ) -> EvaluateOut:
     """Loss and task metrics of a checkpoint on a labelled dataset: accuracy, per-class accuracy
     and the confusion matrix for classification; mse, mae and r2 for regression."""
-    return evaluate_job(
-        session,
+    return await evaluate_job(
         predictor=predictor,
         job_id=job_id,
         owner_id=caller.id,
