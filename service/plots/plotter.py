@@ -11,7 +11,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Literal
+from enum import StrEnum
 
 import anyio.to_thread
 import numpy as np
@@ -38,7 +38,21 @@ from service.specs import JobSpec
 from service.tables import Job
 from service.training.plan import describe_dataset
 
-JobPlot = Literal["curves", "decision_boundary", "fit", "data"]
+
+class JobPlot(StrEnum):
+    """A job's plots, each served as /v1/jobs/{id}/plots/<name>.png."""
+
+    CURVES = "curves"
+    DECISION_BOUNDARY = "decision_boundary"
+    FIT = "fit"
+    DATA = "data"
+
+    @property
+    def from_checkpoint(self) -> bool:
+        """Drawn by a checkpoint's network, so a request may name which one."""
+        return self in (JobPlot.DECISION_BOUNDARY, JobPlot.FIT)
+
+
 # Points per side of the grid a decision boundary is evaluated on (the tutorials use 220).
 GRID_STEPS = 220
 # Points on a fitted curve.

@@ -2,29 +2,28 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import Response
 
-from service.api.deps import Caller
+from service.api.deps import Caller, PlotterDep
 from service.api.errors import responses
 from service.inference.lookup import parse_ref
-from service.plots.plotter import JobPlot, Plot, Plotter
+from service.plots.plotter import JobPlot, Plot
 from service.specs import DatasetSpec
 
 router = APIRouter(tags=["plots"])
 
 PNG = "image/png"
-CHECKPOINT_QUERY = Query(
-    max_length=20, description="best, final, latest or an epoch; default best, else latest"
-)
+JOB_PLOTS = """The job's plots, by name:
 
-
-def _plotter(request: Request) -> Plotter:
-    plotter: Plotter = request.app.state.plotter
-    return plotter
-
-
-PlotterDep = Annotated[Plotter, Depends(_plotter)]
+- `curves`: loss and accuracy, training and validation, by epoch; 409 before its first epoch.
+- `decision_boundary`: the tutorials' plot_model, the class the network predicts over the plane
+  with the job's points on it, from a checkpoint in eval mode: for a classification job on
+  2 input features (409 otherwise, or before its first checkpoint).
+- `fit`: the job's points and the network's curve through them, from a checkpoint: for a
+  regression on 1 input feature with 1 output (409 otherwise).
+- `data`: the tutorials' plot_data for the job's own samples, as its worker drew them: 1 or 2
+  input features (409 otherwise)."""
 
 
 def png_responses(description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -47,68 +46,29 @@ def png(plot: Plot) -> Response:
     )
 
 
-async def _job_plot(
-    plotter: Plotter, kind: JobPlot, *, job_id: str, caller_id: str, checkpoint: str | None
-) -> Response:
-    ref = parse_ref(checkpoint) if checkpoint is not None else None
-    return png(await plotter.job_plot(kind, job_id=job_id, owner_id=caller_id, ref=ref))
-
-
 @router.get(
-    "/v1/jobs/{job_id}/plots/curves.png",
+    "/v1/jobs/{job_id}/plots/{name}.png",
     response_class=Response,
-    responses=png_responses("Loss and accuracy, training and validation, by epoch.", 404, 409),
+    responses=png_responses("The plot, drawn for the job.", 404, 409),
+    description=JOB_PLOTS,
 )
-async def curves(job_id: str, caller: Caller, plotter: PlotterDep) -> Response:
-    """The job's learning curves so far; 409 before its first epoch."""
-    return await _job_plot(plotter, "curves", job_id=job_id, caller_id=caller.id, checkpoint=None)
-
-
-@router.get(
-    "/v1/jobs/{job_id}/plots/decision_boundary.png",
-    response_class=Response,
-    responses=png_responses(
-        "The class the network predicts over the plane, with the job's points on it.", 404, 409
-    ),
-)
-async def decision_boundary(
+async def job_plot(
     job_id: str,
+    name: Annotated[JobPlot, Path(description="Which plot: curves, decision_boundary, fit, data")],
     caller: Caller,
     plotter: PlotterDep,
-    checkpoint: Annotated[str | None, CHECKPOINT_QUERY] = None,
+    checkpoint: Annotated[
+        str | None,
+        Query(
+            max_length=20,
+            description="decision_boundary and fit: best, final, latest or an epoch; "
+            "default best, else latest",
+        ),
+    ] = None,
 ) -> Response:
-    """The tutorials' plot_model, from a checkpoint in eval mode: for a classification job on
-    2 input features (409 otherwise, or before its first checkpoint)."""
-    return await _job_plot(
-        plotter, "decision_boundary", job_id=job_id, caller_id=caller.id, checkpoint=checkpoint
-    )
-
-
-@router.get(
-    "/v1/jobs/{job_id}/plots/fit.png",
-    response_class=Response,
-    responses=png_responses("The job's points and the network's curve through them.", 404, 409),
-)
-async def fit(
-    job_id: str,
-    caller: Caller,
-    plotter: PlotterDep,
-    checkpoint: Annotated[str | None, CHECKPOINT_QUERY] = None,
-) -> Response:
-    """The fitted curve of a regression on 1 input feature with 1 output (409 otherwise)."""
-    return await _job_plot(
-        plotter, "fit", job_id=job_id, caller_id=caller.id, checkpoint=checkpoint
-    )
-
-
-@router.get(
-    "/v1/jobs/{job_id}/plots/data.png",
-    response_class=Response,
-    responses=png_responses("The job's own samples, as its worker drew them.", 404, 409),
-)
-async def job_data(job_id: str, caller: Caller, plotter: PlotterDep) -> Response:
-    """The tutorials' plot_data for the job's dataset: 1 or 2 input features (409 otherwise)."""
-    return await _job_plot(plotter, "data", job_id=job_id, caller_id=caller.id, checkpoint=None)
+    # curves and data are drawn from the job's epochs and samples: a checkpoint is ignored.
+    ref = parse_ref(checkpoint) if checkpoint is not None and name.from_checkpoint else None
+    return png(await plotter.job_plot(name, job_id=job_id, owner_id=caller.id, ref=ref))
 
 
 @router.get(
