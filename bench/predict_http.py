@@ -1,12 +1,19 @@
-"""Predict over HTTP: the service's /predict beside a textbook FastAPI endpoint and a constant one.
+"""Predict over HTTP: the service's /predict beside the same endpoint as an ordinary FastAPI
+route, a textbook FastAPI endpoint and a constant one.
 
     .venv/bin/python bench/predict_http.py [--rounds 5] [--seconds 3]
 
 Trains seed 002's SimpleNN (Linear(784, 128), ReLU, Linear(128, 10)) as a real job on SQLite in
 a temporary directory, then starts two uvicorn processes serving the real app: one with request
 batching on (the default), one with it off (SERVICE_PREDICT_BATCHING=false). The first also
-serves two baselines:
+serves three baselines:
 
+- ordinary: the service's predict written as an ordinary FastAPI route, the one thing that
+  `PredictRoute` (service/api/routes/predictions.py) does differently: the key checked by the
+  `Caller` dependency, the predictor and telemetry from `Depends`, `checkpoint` and `top_k`
+  validated as query parameters, the body read as bytes from the Request, the same Predictor
+  call (orjson decoding, batching) and the same timing for /metrics. Registered first, like
+  predict, so both are matched after the same number of routes.
 - plain: a textbook endpoint; pydantic validates `inputs: list[list[float]]`, the network runs
   per request under torch.no_grad(), the response is a pydantic model.
 - constant: returns a constant; the ceiling of FastAPI + uvicorn on this machine.
@@ -30,6 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import httpx
 import numpy as np
@@ -40,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 JSON, NPY = "application/json", "application/x-npy"
 PLAIN, CONSTANT = "plain FastAPI", "constant"
+ORDINARY = "predict (ordinary)"
 
 # Seed 002's SimpleNN as examples/ ships it, trained for 2 epochs: the weights do not matter.
 SIMPLE_NN = {**json.loads((ROOT / "examples" / "sum-bins-simplenn.json").read_text()), "epochs": 2}
@@ -49,14 +58,18 @@ SIMPLE_NN = {**json.loads((ROOT / "examples" / "sum-bins-simplenn.json").read_te
 
 
 def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
-    """A server process: the real app, plus the two baselines on the same event loop."""
+    """A server process: the real app, plus the three baselines on the same event loop."""
     import torch
     import uvicorn
+    from fastapi import Query, Request
+    from fastapi.responses import Response
     from pydantic import BaseModel
 
     from service import repository
     from service.api.app import create_app
+    from service.api.deps import Caller, PredictorDep, TelemetryDep
     from service.db import transaction
+    from service.schemas import PredictOut
     from service.settings import Settings
     from service.specs import JobSpec
     from service.training.checkpoints import load_weights
@@ -96,6 +109,33 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
     @app.post("/bench/constant")
     async def constant_answer() -> dict[str, object]:
         return constant
+
+    @app.post("/bench/ordinary/{job_id}/predict", response_model=PredictOut)
+    async def ordinary(
+        job_id: str,
+        request: Request,
+        caller: Caller,
+        predictor: PredictorDep,
+        telemetry: TelemetryDep,
+        checkpoint: Annotated[str | None, Query(max_length=20)] = None,
+        top_k: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Response:
+        started = time.perf_counter()
+        try:
+            answer = await predictor.predict(
+                job_id=job_id,
+                owner_id=caller.id,
+                body=await request.body(),
+                content_type=request.headers.get("content-type"),
+                checkpoint=checkpoint,
+                top_k=None if top_k is None else str(top_k),
+            )
+            return Response(answer, media_type=JSON)
+        finally:
+            telemetry.prediction_seconds.observe(time.perf_counter() - started)
+
+    # First in line, like the service's predict (app.py registers it ahead of the routers).
+    app.router.routes.insert(0, app.router.routes.pop())
 
     @app.get("/bench/batching")
     async def batching() -> dict[str, int]:
@@ -292,7 +332,7 @@ def main() -> None:
     json_batch = orjson.dumps({"inputs": batch}, option=orjson.OPT_SERIALIZE_NUMPY)
     ours = ("predict (batching)", "predict (no batching)")
     scenarios = [
-        Scenario(f"1 row JSON, {c} clients", c, json_one, JSON, (*ours, PLAIN, CONSTANT))
+        Scenario(f"1 row JSON, {c} clients", c, json_one, JSON, (*ours, ORDINARY, PLAIN, CONSTANT))
         for c in (1, 16, 64)
     ] + [
         Scenario("64 rows JSON, 4 clients", 4, json_batch, JSON, (*ours, PLAIN)),
@@ -318,6 +358,7 @@ def main() -> None:
         endpoints = {
             ours[0]: (batching, batching_port, predict),
             ours[1]: (servers[1][0], no_batching_port, predict),
+            ORDINARY: (batching, batching_port, f"/bench/ordinary/{job_id}/predict"),
             PLAIN: (batching, batching_port, "/bench/plain"),
             CONSTANT: (batching, batching_port, "/bench/constant"),
         }
@@ -406,6 +447,14 @@ def report(
                 f"{ours[0] / constant[0]:.2f}x constant req/s; p99 {ours[2]:.1f} ms "
                 f"(plain {plain[2]:.1f})"
             )
+    for clients in (1, 16, 64):
+        row = f"1 row JSON, {clients} clients"
+        route, ordinary = medians[row, "predict (batching)"], medians[row, ORDINARY]
+        print(
+            f"{row}: the ordinary route serves {ordinary[0] / route[0]:.2f}x PredictRoute's "
+            f"req/s ({ordinary[0]:.0f} against {route[0]:.0f}); p99 {ordinary[2]:.1f} ms "
+            f"against {route[2]:.1f}"
+        )
     plain_batch = medians["64 rows JSON, 4 clients", PLAIN][0]
     for name in ("predict (batching)", "predict (no batching)"):
         print(
