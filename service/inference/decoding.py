@@ -14,10 +14,13 @@ import orjson
 
 from service.errors import InvalidInput, UnsupportedMediaType
 from service.inference.lookup import CheckpointRef, parse_ref
+from service.schemas import PredictIn
 
 JSON = "application/json"
 NPY = "application/x-npy"
-JSON_FIELDS = frozenset({"inputs", "checkpoint", "top_k"})
+# The fields PredictIn documents; all but `inputs` can come from the query string as well.
+JSON_FIELDS = tuple(PredictIn.model_fields)
+QUERY_FIELDS = tuple(name for name in JSON_FIELDS if name != "inputs")
 NUMERIC_KINDS = "iuf"  # NumPy dtype kinds of numbers: signed, unsigned, floating
 
 
@@ -58,10 +61,10 @@ def _read_json(body: bytes, *, checkpoint: str | None, top_k: object) -> Predict
         raise InvalidInput(f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidInput('the body must be a JSON object: {"inputs": [[...], ...]}')
-    unknown = sorted(set(document) - JSON_FIELDS)
+    unknown = sorted(set(document).difference(JSON_FIELDS))
     if unknown:
         raise InvalidInput(
-            f"unknown field(s) {', '.join(unknown)}; a predict body has inputs, checkpoint, top_k"
+            f"unknown field(s) {', '.join(unknown)}; a predict body has {', '.join(JSON_FIELDS)}"
         )
     if "inputs" not in document:
         raise InvalidInput('inputs is missing: send {"inputs": [[...], ...]}, one entry per sample')

@@ -181,6 +181,14 @@ def test_a_plot_that_does_not_apply_is_409_saying_why(
         f"/v1/jobs/{classifier['id']}/plots/decision_boundary.png", params={"checkpoint": "oldest"}
     )
     assert bad_ref.status_code == 422
+    # curves and data are not drawn from a checkpoint: one named is ignored, as it always was.
+    ignored = client.get(
+        f"/v1/jobs/{classifier['id']}/plots/curves.png", params={"checkpoint": "oldest"}
+    )
+    assert ignored.status_code == 200
+    unknown = client.get(f"/v1/jobs/{classifier['id']}/plots/loss.png")
+    assert unknown.status_code == 422
+    assert "'curves', 'decision_boundary', 'fit' or 'data'" in unknown.json()["detail"]
 
 
 def test_plots_need_the_owners_key(

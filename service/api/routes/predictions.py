@@ -11,38 +11,40 @@ from starlette.types import Receive, Scope, Send
 from service.api.deps import Caller, PredictorDep, SettingsDep, caller_of
 from service.api.errors import responses
 from service.api.telemetry import Telemetry
-from service.inference.decoding import JSON, NPY
+from service.inference.decoding import JSON, NPY, QUERY_FIELDS
 from service.inference.evaluation import evaluate_job
 from service.inference.predictor import Predictor
 from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
 
+
+def _query_parameter(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A PredictIn field as a query parameter: absent rather than null when not given."""
+    description = f"{schema['description']} A JSON body's field wins."
+    choices = [choice for choice in schema["anyOf"] if choice != {"type": "null"}]
+    value_schema = choices[0] if len(choices) == 1 else {"anyOf": choices}
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": value_schema,
+        "description": description,
+    }
+
+
 # The route reads its body (orjson straight into NumPy), query and Content-Type itself, so they
-# are described here: FastAPI's per-parameter validation would cost more than the rest of a
-# one-row prediction.
+# are described here, from PredictIn: FastAPI's per-parameter validation would cost more than
+# the rest of a one-row prediction (see api/deps.py).
+_PREDICT_IN = PredictIn.model_json_schema()
 PREDICT_OPENAPI: dict[str, Any] = {
     "parameters": [
-        {
-            "name": "checkpoint",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "default": "best, else latest"},
-            "description": "best, final, latest or an epoch number; a JSON body's field wins.",
-        },
-        {
-            "name": "top_k",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1},
-            "description": "Classification: each sample's k likeliest classes; a JSON body's "
-            "field wins.",
-        },
+        _query_parameter(name, _PREDICT_IN["properties"][name]) for name in QUERY_FIELDS
     ],
     "requestBody": {
         "required": True,
         "content": {
-            JSON: {"schema": PredictIn.model_json_schema()},
+            JSON: {"schema": _PREDICT_IN},
             NPY: {
                 "schema": {
                     "type": "string",
@@ -78,8 +80,9 @@ class PredictRoute(APIRoute):
     stacks and exception wrappers), which cost more than a one-row prediction itself: the
     endpoint reads its body, query and headers on its own, and the one thing it needs
     beforehand, the caller's key, is resolved here as the `Caller` dependency resolves it.
-    Errors still reach the app's handlers, and every call is timed for /metrics. Measured in
-    bench/predict_http.py."""
+    Errors still reach the app's handlers, and every call is timed for /metrics. Measured
+    against the same endpoint as an ordinary route in bench/predict_http.py (api/deps.py has
+    the numbers)."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] not in (self.methods or ()):
