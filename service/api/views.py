@@ -46,6 +46,7 @@ def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
             parameters=job.parameters,
             cancel_requested=job.cancel_requested,
             error=job.error,
+            stop_reason=job.stop_reason,
             spec=spec,
             latest=_metric_out(latest.get((job.id, job.epoch))),
             best=_metric_out(best.get(job.id)),
