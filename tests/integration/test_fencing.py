@@ -11,8 +11,8 @@ from service import jobs, repository
 from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
-from service.tables import Job
 from service.statuses import JobStatus
+from service.tables import Job
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
 from service.worker.hooks import DatabaseHooks
 from tests.jobs import queue, read
@@ -121,4 +121,8 @@ def test_an_expired_job_asked_to_cancel_is_cancelled_at_its_last_stored_epoch(
         assert jobs.claim(session, lease_token="next", device="cpu", settings=settings) is None
 
     job = read(sessions, job_id)
-    assert (job.status, job.stop_reason, job.lease_owner) == ("cancelled", "cancelled at epoch 1", None)
+    assert (job.status, job.stop_reason, job.lease_owner) == (
+        "cancelled",
+        "cancelled at epoch 1",
+        None,
+    )
