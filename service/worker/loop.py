@@ -102,6 +102,8 @@ class Worker:
                     log.warning("job %s: lease lost before it could be handed back", job_id)
             case StopReason(kind=StopKind.LEASE_LOST, detail=detail):
                 log.warning("job %s abandoned (%s): another worker owns it now", job_id, detail)
+            case StopReason(kind=kind):  # a kind added to StopKind without its ending here
+                raise AssertionError(f"job {job_id}: no ending for a stop of kind {kind}")
 
     def _load_inputs(
         self, *, job_id: str, spec: JobSpec
