@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from service import jobs, repository
 from service.specs import JobSpec
+from service.statuses import JobStatus
 from service.tables import Checkpoint, EpochMetric, Job
 
 
@@ -56,7 +57,7 @@ def job(session: Session, *, job_id: str, owner_id: str) -> JobSummary:
 
 
 def page(
-    session: Session, *, owner_id: str, status: str | None, limit: int, cursor: str | None
+    session: Session, *, owner_id: str, status: JobStatus | None, limit: int, cursor: str | None
 ) -> JobPage:
     """The caller's jobs, newest first, `limit` at most, starting after the job `cursor`."""
     rows = repository.list_jobs(

@@ -1,10 +1,20 @@
 """The job state machine: submit, claim, finish, requeue, cancel. No commits here.
 
-    queued -> running -> succeeded | failed | cancelled
-    queued -> cancelled                  (cancel before a worker claims it)
-    running -> queued                    (lease expired: attempt + 1; or worker shut down)
+    queued -> running                    the claim (below)
+    queued -> cancelled                  cancel before a worker claims it
+    running -> succeeded                 trained every epoch
+    running -> failed                    an error, or past SERVICE_MAX_JOB_SECONDS
+    running -> cancelled                 stopped at an epoch boundary after a cancel
+    running -> pruned                    a sweep's early stopping ended the trial
+    running -> queued                    lease expired (attempt + 1), or the worker shut down
 
-`transition` is the only function that changes a job's status.
+`TRANSITIONS` is this table. `transition` makes every change but one: the claim, which must find
+the oldest queued job and take it in one UPDATE so that two workers never take the same job,
+is `repository.claim_next_job`, given the statuses `CLAIM_FROM` and `CLAIM_TO`, checked against
+the table at import.
+
+A job that ends before its last epoch says why in `stop_reason`; a failed job's error is also
+its stop reason unless one is given.
 """
 
 import hashlib
@@ -19,16 +29,30 @@ from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
 from service.ids import new_id
 from service.settings import Settings
 from service.specs import JobSpec
+from service.statuses import FINAL_STATUSES, JobStatus
 from service.tables import Job
 from service.training.plan import DataShape, describe_dataset, plan
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"running", "cancelled"}),
-    "running": frozenset({"queued", "succeeded", "failed", "cancelled"}),
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELLED}),
+    JobStatus.RUNNING: frozenset(
+        {
+            JobStatus.QUEUED,
+            JobStatus.SUCCEEDED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+            JobStatus.PRUNED,
+        }
+    ),
 }
+# The claim: the one transition made in SQL, by repository.claim_next_job.
+CLAIM_FROM, CLAIM_TO = JobStatus.QUEUED, JobStatus.RUNNING
+if CLAIM_TO not in TRANSITIONS[CLAIM_FROM]:
+    raise AssertionError(f"the claim, {CLAIM_FROM} -> {CLAIM_TO}, is not in TRANSITIONS")
+if TRANSITIONS.keys() & FINAL_STATUSES:
+    raise AssertionError("a final status has a transition out of it")
 # Reads of a job that a worker keeps moving between our read and our write, before giving up.
 CANCEL_ATTEMPTS = 5
 # How long a caller over the active-jobs limit is told to wait before trying again.
@@ -43,26 +67,46 @@ def transition(
     session: Session,
     *,
     job_id: str,
-    from_status: str,
-    to_status: str,
+    from_status: JobStatus,
+    to_status: JobStatus,
     lease_token: str | None = None,
-    **values: object,
+    error: str | None = None,
+    stop_reason: str | None = None,
+    attempt: int | None = None,
 ) -> bool:
     """Move a job from one status to another if it is still in `from_status` (and, for a worker,
-    still under its lease). Returns False if someone else moved it first."""
+    still under its lease). Returns False if someone else moved it first.
+
+    `error` is for `failed` (and required there); `stop_reason` for a job ending before its last
+    epoch, required for `cancelled` and `pruned`; `attempt` for a requeue after a lost lease.
+    """
     if to_status not in TRANSITIONS.get(from_status, frozenset()):
         raise ValueError(f"no transition from {from_status} to {to_status}")
-    if to_status in FINAL_STATUSES:
-        values.setdefault("finished_at", now())
-    if from_status == "running":
-        values.update(lease_owner=None, lease_expires_at=None)
+    if (from_status, to_status) == (CLAIM_FROM, CLAIM_TO):
+        raise ValueError("a job starts running only by claim(), which gives it a lease")
+    if to_status == JobStatus.FAILED:
+        if error is None:
+            raise ValueError("a failed job needs its error")
+        stop_reason = stop_reason or error
+    elif error is not None:
+        raise ValueError(f"only a failed job has an error, not a {to_status} one")
+    if stop_reason is None and to_status in (JobStatus.CANCELLED, JobStatus.PRUNED):
+        raise ValueError(f"a job {to_status} needs its stop_reason")
+    if stop_reason is not None and to_status not in FINAL_STATUSES:
+        raise ValueError(f"a stop_reason ends a job; {to_status} is not an end")
+    if attempt is not None and (from_status, to_status) != (JobStatus.RUNNING, JobStatus.QUEUED):
+        raise ValueError("only a requeue starts a new attempt")
     return repository.set_job_status(
         session,
         job_id=job_id,
         from_status=from_status,
+        to_status=to_status,
         lease_token=lease_token,
-        status=to_status,
-        **values,
+        finished_at=now() if to_status in FINAL_STATUSES else None,
+        release_lease=from_status == JobStatus.RUNNING,
+        error=error,
+        stop_reason=stop_reason,
+        attempt=attempt,
     )
 
 
@@ -105,7 +149,7 @@ def submit(
         id=new_id(),
         owner_id=owner_id,
         name=planned.spec.name,
-        status="queued",
+        status=JobStatus.QUEUED,
         spec=planned.spec.model_dump(mode="json"),
         parameters=planned.parameters,
         epochs=planned.spec.epochs,
@@ -197,11 +241,17 @@ def cancel(session: Session, *, job_id: str, owner_id: str) -> Job:
     """
     job = get(session, job_id=job_id, owner_id=owner_id)
     for _ in range(CANCEL_ATTEMPTS):
-        if job.status == "queued":
-            if transition(session, job_id=job.id, from_status="queued", to_status="cancelled"):
+        if job.status == JobStatus.QUEUED:
+            if transition(
+                session,
+                job_id=job.id,
+                from_status=JobStatus.QUEUED,
+                to_status=JobStatus.CANCELLED,
+                stop_reason="cancelled before it started",
+            ):
                 log.info("job %s cancelled while queued", job.id)
                 break
-        elif job.status == "running":
+        elif job.status == JobStatus.RUNNING:
             if repository.request_cancel(session, job_id=job.id):
                 log.info("job %s asked to stop at its next epoch", job.id)
                 break
@@ -225,6 +275,8 @@ def claim(session: Session, *, lease_token: str, device: str, settings: Settings
     reap_expired(session, moment=moment, max_attempts=settings.max_attempts)
     return repository.claim_next_job(
         session,
+        from_status=CLAIM_FROM,
+        to_status=CLAIM_TO,
         lease_token=lease_token,
         lease_expires_at=moment + timedelta(seconds=settings.lease_seconds),
         now=moment,
@@ -235,13 +287,20 @@ def claim(session: Session, *, lease_token: str, device: str, settings: Settings
 def reap_expired(session: Session, *, moment: datetime, max_attempts: int) -> None:
     for job in repository.expired_running_jobs(session, now=moment):
         if job.cancel_requested:
-            transition(session, job_id=job.id, from_status="running", to_status="cancelled")
+            # Its worker stopped before it could stop at an epoch boundary itself.
+            transition(
+                session,
+                job_id=job.id,
+                from_status=JobStatus.RUNNING,
+                to_status=JobStatus.CANCELLED,
+                stop_reason=f"cancelled at epoch {job.epoch}",
+            )
         elif job.attempt >= max_attempts:
             transition(
                 session,
                 job_id=job.id,
-                from_status="running",
-                to_status="failed",
+                from_status=JobStatus.RUNNING,
+                to_status=JobStatus.FAILED,
                 error=f"the worker stopped renewing its lease on attempt {job.attempt} of "
                 f"{max_attempts} (SERVICE_MAX_ATTEMPTS); last epoch stored: {job.epoch}",
             )
@@ -249,28 +308,40 @@ def reap_expired(session: Session, *, moment: datetime, max_attempts: int) -> No
             transition(
                 session,
                 job_id=job.id,
-                from_status="running",
-                to_status="queued",
+                from_status=JobStatus.RUNNING,
+                to_status=JobStatus.QUEUED,
                 attempt=job.attempt + 1,
             )
             log.warning("job %s lease expired; requeued as attempt %d", job.id, job.attempt + 1)
 
 
 def finish(
-    session: Session, *, job_id: str, lease_token: str, status: str, error: str | None = None
+    session: Session,
+    *,
+    job_id: str,
+    lease_token: str,
+    status: JobStatus,
+    error: str | None = None,
+    stop_reason: str | None = None,
 ) -> bool:
+    """End a running job under the worker's lease; see `transition` for error and stop_reason."""
     return transition(
         session,
         job_id=job_id,
-        from_status="running",
+        from_status=JobStatus.RUNNING,
         to_status=status,
         lease_token=lease_token,
         error=error,
+        stop_reason=stop_reason,
     )
 
 
 def release(session: Session, *, job_id: str, lease_token: str) -> bool:
     """Give a running job back to the queue (the worker is shutting down), same attempt."""
     return transition(
-        session, job_id=job_id, from_status="running", to_status="queued", lease_token=lease_token
+        session,
+        job_id=job_id,
+        from_status=JobStatus.RUNNING,
+        to_status=JobStatus.QUEUED,
+        lease_token=lease_token,
     )

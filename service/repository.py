@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session, aliased, defer, load_only
 
+from service.statuses import ACTIVE_STATUSES, JobStatus
 from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
 
-ACTIVE_STATUSES = ("queued", "running")
 # Listing checkpoints or datasets reads metadata; the blobs stay in the database.
 CHECKPOINT_METADATA_ONLY = (defer(Checkpoint.weights), defer(Checkpoint.state))
 
@@ -53,7 +53,7 @@ def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) ->
 
 
 def list_jobs(
-    session: Session, *, owner_id: str, status: str | None, limit: int, before_id: str | None
+    session: Session, *, owner_id: str, status: JobStatus | None, limit: int, before_id: str | None
 ) -> Sequence[Job]:
     """Newest first; `before_id` is the last id of the previous page."""
     query = select(Job).where(Job.owner_id == owner_id)
@@ -73,9 +73,17 @@ def count_active_jobs(session: Session, *, owner_id: str) -> int:
 
 
 def claim_next_job(
-    session: Session, *, lease_token: str, lease_expires_at: datetime, now: datetime, device: str
+    session: Session,
+    *,
+    from_status: JobStatus,
+    to_status: JobStatus,
+    lease_token: str,
+    lease_expires_at: datetime,
+    now: datetime,
+    device: str,
 ) -> Job | None:
-    """Move the oldest queued job to running under a new lease, atomically.
+    """Move the oldest job in `from_status` (queued) to `to_status` (running) under a new lease,
+    atomically: the claim, the one transition jobs.transition does not make.
 
     PostgreSQL: the inner SELECT ... FOR UPDATE SKIP LOCKED lets concurrent claimers pass over
     each other's rows. SQLite ignores FOR UPDATE; the caller runs this in BEGIN IMMEDIATE, which
@@ -83,7 +91,7 @@ def claim_next_job(
     """
     oldest_queued = (
         select(Job.id)
-        .where(Job.status == "queued")
+        .where(Job.status == from_status)
         .order_by(Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -91,9 +99,9 @@ def claim_next_job(
     )
     statement = (
         update(Job)
-        .where(Job.id == oldest_queued, Job.status == "queued")
+        .where(Job.id == oldest_queued, Job.status == from_status)
         .values(
-            status="running",
+            status=to_status,
             lease_owner=lease_token,
             lease_expires_at=lease_expires_at,
             started_at=func.coalesce(Job.started_at, now),
@@ -106,7 +114,7 @@ def claim_next_job(
 
 
 def expired_running_jobs(session: Session, *, now: datetime) -> Sequence[Job]:
-    query = select(Job).where(Job.status == "running", Job.lease_expires_at < now)
+    query = select(Job).where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
     return session.scalars(query.with_for_update(skip_locked=True)).all()
 
 
@@ -114,16 +122,35 @@ def set_job_status(
     session: Session,
     *,
     job_id: str,
-    from_status: str,
-    lease_token: str | None = None,
-    **values: object,
+    from_status: JobStatus,
+    to_status: JobStatus,
+    lease_token: str | None,
+    finished_at: datetime | None,
+    release_lease: bool,
+    error: str | None,
+    stop_reason: str | None,
+    attempt: int | None,
 ) -> bool:
-    """The one conditional UPDATE behind every state transition (see jobs.py)."""
+    """The one conditional UPDATE behind every state transition but the claim (see jobs.py).
+
+    Writes status, finished_at, error and stop_reason as given (a job that has not ended has
+    none of them, so None changes nothing there); attempt only when given; clears the lease when
+    `release_lease`."""
     conditions: list[ColumnElement[bool]] = [Job.id == job_id, Job.status == from_status]
     if lease_token is not None:
         conditions.append(Job.lease_owner == lease_token)
+    values: dict[str, object] = {
+        "status": to_status,
+        "finished_at": finished_at,
+        "error": error,
+        "stop_reason": stop_reason,
+    }
+    if attempt is not None:
+        values["attempt"] = attempt
+    if release_lease:
+        values.update(lease_owner=None, lease_expires_at=None)
     statement = (
-        update(Job).where(*conditions).values(**values).execution_options(synchronize_session=False)
+        update(Job).where(*conditions).values(values).execution_options(synchronize_session=False)
     )
     return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
 
@@ -131,7 +158,7 @@ def set_job_status(
 def request_cancel(session: Session, *, job_id: str) -> bool:
     statement = (
         update(Job)
-        .where(Job.id == job_id, Job.status == "running")
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
         .values(cancel_requested=True)
         .execution_options(synchronize_session=False)
     )
@@ -146,7 +173,7 @@ def renew_lease(
     Returns the job's cancel_requested flag, or None when the lease was lost."""
     statement = (
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.lease_owner == lease_token)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.lease_owner == lease_token)
         .values(lease_expires_at=lease_expires_at, **values)
         .returning(Job.cancel_requested)
         .execution_options(synchronize_session=False)
@@ -312,6 +339,7 @@ def job_snapshots(session: Session, *, job_ids: Collection[str]) -> Sequence[Job
                 Job.epochs,
                 Job.attempt,
                 Job.error,
+                Job.stop_reason,
                 Job.cancel_requested,
                 Job.started_at,
                 raiseload=True,
@@ -341,13 +369,13 @@ def metrics_after_each(
     return session.scalars(query).all()
 
 
-def count_jobs_by_status(session: Session) -> dict[str, int]:
+def count_jobs_by_status(session: Session) -> dict[JobStatus, int]:
     query = select(Job.status, func.count()).group_by(Job.status)
     return {status: count for status, count in session.execute(query)}
 
 
 def oldest_queued_created_at(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Job.created_at)).where(Job.status == "queued"))
+    return session.scalar(select(func.min(Job.created_at)).where(Job.status == JobStatus.QUEUED))
 
 
 def running_epoch_timings(session: Session, *, last: int) -> Sequence[tuple[int, float]]:
@@ -355,7 +383,7 @@ def running_epoch_timings(session: Session, *, last: int) -> Sequence[tuple[int,
     query = (
         select(func.count(), func.coalesce(func.sum(EpochMetric.seconds), 0.0))
         .join(Job, Job.id == EpochMetric.job_id)
-        .where(Job.status == "running", EpochMetric.epoch > Job.epoch - last)
+        .where(Job.status == JobStatus.RUNNING, EpochMetric.epoch > Job.epoch - last)
         .group_by(Job.id)
     )
     return [(int(count), float(seconds)) for count, seconds in session.execute(query)]

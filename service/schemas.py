@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.specs import DatasetSpec, JobSpec
+from service.statuses import JobStatus
 
 
 class ErrorOut(BaseModel):
@@ -25,9 +26,6 @@ class EpochMetricOut(BaseModel):
     seconds: float
 
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-
-
 class JobOut(BaseModel):
     id: str
     name: str
@@ -42,6 +40,10 @@ class JobOut(BaseModel):
     parameters: int
     cancel_requested: bool
     error: str | None
+    stop_reason: str | None = Field(
+        description="Why the job ended before its last epoch, in one sentence (e.g. "
+        '"cancelled at epoch 12"); null while it runs and when it trained every epoch.'
+    )
     spec: JobSpec = Field(description="The normalised spec: defaults filled in, sizes written out.")
     latest: EpochMetricOut | None
     best: EpochMetricOut | None
@@ -179,4 +181,5 @@ class StatusEventOut(BaseModel):
     epochs: int
     attempt: int
     error: str | None
+    stop_reason: str | None
     cancel_requested: bool

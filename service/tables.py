@@ -21,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from service.statuses import JobStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -39,6 +41,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+class StatusString(TypeDecorator[JobStatus]):
+    """A JobStatus stored as its plain string (no database enum type, so adding a status needs
+    no migration), read back as the enum member."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: JobStatus | None, dialect: Any) -> str | None:
+        return None if value is None else JobStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> JobStatus | None:
+        return None if value is None else JobStatus(value)
 
 
 class Base(DeclarativeBase):
@@ -74,7 +90,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(StatusString)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     parameters: Mapped[int] = mapped_column(BigInteger)
     epochs: Mapped[int] = mapped_column(Integer)
@@ -83,6 +99,8 @@ class Job(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     device: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    # Why the job ended before its last epoch, one sentence; null when it trained them all.
+    stop_reason: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import repository
 from service.db import transaction
 from service.schemas import EpochMetricOut
+from service.statuses import JobStatus
 from service.tables import EpochMetric, Job
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,12 @@ class JobSnapshot:
     """What a stream reports of a job's row."""
 
     id: str
-    status: str
+    status: JobStatus
     epoch: int
     epochs: int
     attempt: int
     error: str | None
+    stop_reason: str | None
     cancel_requested: bool
     started: bool
 
@@ -57,6 +59,7 @@ class JobSnapshot:
             epochs=job.epochs,
             attempt=job.attempt,
             error=job.error,
+            stop_reason=job.stop_reason,
             cancel_requested=job.cancel_requested,
             started=job.started_at is not None,
         )

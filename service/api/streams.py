@@ -21,10 +21,11 @@ from collections.abc import AsyncIterator
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import repository
 from service.api.event_hub import Epoch, EventHub, JobSnapshot, JobUpdate
 from service.db import transaction
 from service.schemas import StatusEventOut
+from service.statuses import FINAL_STATUSES, JobStatus
 
 # Epochs read from the database per query while catching up.
 CATCH_UP_PAGE = 1000
@@ -36,13 +37,14 @@ def epoch_event(epoch: Epoch) -> str:
     return f"event: epoch\nid: {epoch.epoch}\ndata: {epoch.json}\n\n"
 
 
-def status_event(job: JobSnapshot, *, status: str | None = None) -> str:
+def status_event(job: JobSnapshot, *, status: JobStatus | None = None) -> str:
     body = StatusEventOut(
         status=status or job.status,
         epoch=job.epoch,
         epochs=job.epochs,
         attempt=job.attempt,
         error=job.error,
+        stop_reason=job.stop_reason,
         cancel_requested=job.cancel_requested,
     )
     return f"event: status\ndata: {body.model_dump_json()}\n\n"
@@ -63,7 +65,7 @@ class JobStream:
         self.job_id = job_id
         self.sent = after  # the last epoch the client has
         self.keepalive_seconds = keepalive_seconds
-        self.status: str | None = None
+        self.status: JobStatus | None = None
 
     async def events(self) -> AsyncIterator[str]:
         # Subscribe before the first read, so nothing stored after that read can be missed.
@@ -74,7 +76,7 @@ class JobStream:
             while True:
                 async for event in self._apply(update):
                     yield event
-                if update.job is None or self.status in jobs.FINAL_STATUSES:
+                if update.job is None or self.status in FINAL_STATUSES:
                     return
                 while True:
                     try:
@@ -96,11 +98,13 @@ class JobStream:
             return
         before = None
         if job.status != self.status:
-            if job.status == "running" or (self.status is None and job.status == "queued"):
+            if job.status == JobStatus.RUNNING or (
+                self.status is None and job.status == JobStatus.QUEUED
+            ):
                 before = job.status
-            elif self.status == "queued" and job.started:
+            elif self.status == JobStatus.QUEUED and job.started:
                 # It started and ended (or was requeued) between two polls: it ran meanwhile.
-                before = "running"
+                before = JobStatus.RUNNING
         if before is not None:
             self.status = before
             yield status_event(job, status=before)

@@ -21,11 +21,10 @@ from service.api.event_hub import EventHub
 from service.db import transaction
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
-from service.schemas import JobStatus
+from service.statuses import JobStatus
 
 log = logging.getLogger(__name__)
 
-STATUSES: tuple[JobStatus, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 # Throughput of a running job is measured over its last this many epochs.
 RATE_EPOCHS = 10
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -49,11 +48,13 @@ class DatabaseCollector(Collector):
             log.exception("metrics: the database could not be read; its numbers are left out")
             return
         jobs = GaugeMetricFamily("service_jobs", "Jobs by status.", labels=["status"])
-        for status in STATUSES:
+        for status in JobStatus:
             jobs.add_metric([status], by_status.get(status, 0))
         yield jobs
         yield GaugeMetricFamily(
-            "service_queue_depth", "Jobs waiting for a worker.", value=by_status.get("queued", 0)
+            "service_queue_depth",
+            "Jobs waiting for a worker.",
+            value=by_status.get(JobStatus.QUEUED, 0),
         )
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0.0
         yield GaugeMetricFamily(

@@ -27,6 +27,7 @@ def job_out(summary: JobSummary) -> JobOut:
         parameters=job.parameters,
         cancel_requested=job.cancel_requested,
         error=job.error,
+        stop_reason=job.stop_reason,
         spec=summary.spec,
         latest=_metric_out(summary.latest),
         best=_metric_out(summary.best),

@@ -14,6 +14,7 @@ from service.client.api import Api, ClientError
 from service.client.progress import Progress, duration
 from service.client.settings import DEFAULT_URL, ClientSettings
 from service.client.sse import follow
+from service.statuses import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
 
 COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel")
 JOB_FAILED = 1
@@ -43,14 +44,12 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     submit.add_argument("--idempotency-key", help="send again with the same key: the same job")
 
     listing = commands.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
-    listing.add_argument(
-        "--status", choices=("queued", "running", "succeeded", "failed", "cancelled")
-    )
+    listing.add_argument("--status", choices=[status.value for status in JobStatus])
     listing.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
     listing.add_argument("--json", action="store_true", help="the API's JSON")
 
     show = commands.add_parser(
-        "show", parents=[connection], help="one job: status, progress, error"
+        "show", parents=[connection], help="one job: status, progress, why it stopped, error"
     )
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true", help="the API's JSON")
@@ -137,9 +136,9 @@ def show(api: Api, args: argparse.Namespace, out: TextIO) -> int:
         out.write(_describe(job))
     if not args.follow:
         return 0
-    if job["status"] in ("queued", "running"):
+    if job["status"] in ACTIVE_STATUSES:
         return _follow(api, job, out)
-    return 0 if job["status"] == "succeeded" else JOB_FAILED
+    return 0 if job["status"] == JobStatus.SUCCEEDED else JOB_FAILED
 
 
 def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
@@ -226,7 +225,7 @@ def predict(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 def cancel(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     job = api.json("POST", f"/v1/jobs/{args.job_id}/cancel")
-    note = " (it stops at its next epoch)" if job["status"] == "running" else ""
+    note = " (it stops at its next epoch)" if job["status"] == JobStatus.RUNNING else ""
     out.write(f"job {job['id']} {job['status']}{note}\n")
     return 0
 
@@ -252,12 +251,12 @@ def _follow(api: Api, job: dict[str, Any], out: TextIO) -> int:
             progress.epoch(event.data)
         elif event.event == "status" and event.data["status"] != status:
             status = event.data["status"]
-            if status not in ("succeeded", "failed", "cancelled"):
+            if status not in FINAL_STATUSES:
                 progress.message(f"job {job['id']} {status}")
     final = api.json("GET", f"/v1/jobs/{job['id']}")
     progress.finish()
     out.write(_outcome(final))
-    return 0 if final["status"] == "succeeded" else JOB_FAILED
+    return 0 if final["status"] == JobStatus.SUCCEEDED else JOB_FAILED
 
 
 def _outcome(job: dict[str, Any]) -> str:
@@ -269,6 +268,8 @@ def _outcome(job: dict[str, Any]) -> str:
             line += f", accuracy {latest['accuracy']:.4f}"
     if job.get("started_at") and job.get("finished_at"):
         line += f" (trained in {_elapsed(job['started_at'], job['finished_at'])})"
+    if _stop_reason(job):
+        line += f"\nstopped: {job['stop_reason']}"
     if job["error"]:
         line += f"\nerror: {job['error']}"
     return line + "\n"
@@ -292,9 +293,18 @@ def _describe(job: dict[str, Any]) -> str:
             if metric.get("val_loss") is not None:
                 detail += f", val_loss {metric['val_loss']:.6f}"
             lines.append(f"{name:<10} {detail}")
+    if _stop_reason(job):
+        lines.append(f"stopped    {job['stop_reason']}")
     if job["error"]:
         lines.append(f"error      {job['error']}")
     return "\n".join(lines) + "\n"
+
+
+def _stop_reason(job: dict[str, Any]) -> str | None:
+    """Why the job stopped early, unless its error already says it (a failed job's stop reason
+    is its error)."""
+    reason = job.get("stop_reason")
+    return reason if reason and reason != job["error"] else None
 
 
 def _elapsed(start: str, end: str) -> str:

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 
 from service.client.api import Api, ClientError
+from service.statuses import FINAL_STATUSES
 
 # Reconnects in a row without an event in between before giving up.
 RECONNECTS = 5
 RECONNECT_PAUSE_SECONDS = 1.0
-FINAL = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def follow(api: Api, job_id: str) -> Iterator[ServerEvent]:
                     if event.id is not None:
                         last_id = event.id
                     yield event
-                    if event.event == "status" and event.data["status"] in FINAL:
+                    if event.event == "status" and event.data["status"] in FINAL_STATUSES:
                         return
             reason = "the server closed it before the job finished"
         except httpx.TransportError as error:

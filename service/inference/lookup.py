@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from service import jobs, repository
 from service.errors import Conflict, InvalidInput, NotFound
+from service.statuses import FINAL_STATUSES, JobStatus
 from service.tables import Checkpoint
 
 CheckpointRef = Literal["best", "final", "latest"] | int
@@ -90,7 +91,7 @@ def resolve_checkpoint(
             job_id=job.id,
             owner_id=job.owner_id,
             spec=job.spec,
-            settled=job.status in jobs.FINAL_STATUSES,
+            settled=job.status in FINAL_STATUSES,
             epoch=row.epoch,
             sha256=row.sha256,
             kind=_kind(row, named),
@@ -118,14 +119,14 @@ def _pick(
 
 
 def _missing(
-    *, job_id: str, status: str, epoch: int, ref: CheckpointRef, stored: Sequence[Checkpoint]
+    *, job_id: str, status: JobStatus, epoch: int, ref: CheckpointRef, stored: Sequence[Checkpoint]
 ) -> None:
     if not stored:
         raise Conflict(
             f"job {job_id} has no checkpoint yet (status {status}, epoch {epoch}); "
             "predict once it has stored its first one"
         )
-    if ref == "final" and status not in jobs.FINAL_STATUSES:
+    if ref == "final" and status not in FINAL_STATUSES:
         raise Conflict(
             f"job {job_id} is {status}: it has a final checkpoint once it finishes; "
             "use latest or best meanwhile"

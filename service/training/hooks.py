@@ -5,6 +5,7 @@ metric rows, checkpoint rows and heartbeats, and to ask whether it should stop.
 """
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Literal, Protocol
 
 CheckpointKind = Literal["periodic", "best", "final"]
@@ -42,6 +43,30 @@ class Snapshot:
     state: bytes
 
 
+class StopKind(Enum):
+    """Why training stops before its last epoch. The hooks decide all of these today; early
+    stopping, decided by the loop from the metrics, and a sweep's pruning, decided by the hooks,
+    are kinds to come."""
+
+    CANCEL_REQUESTED = "cancel requested"
+    OUT_OF_TIME = "out of time"
+    LEASE_LOST = "lease lost"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class StopReason:
+    """A decision to stop after the current epoch.
+
+    `detail` is one sentence a person can read, written by whoever decided, since only it knows
+    why (the limit that was passed, the metric that stalled): it becomes the job's stop_reason
+    when the stop ends the job.
+    """
+
+    kind: StopKind
+    detail: str
+
+
 @dataclass(frozen=True)
 class Resume:
     """A stored checkpoint to continue training from."""
@@ -58,5 +83,6 @@ class TrainingHooks(Protocol):
     def on_checkpoint(self, snapshot: Snapshot) -> None:
         """Called with each checkpoint to store; never with non-finite weights."""
 
-    def should_stop(self) -> bool:
-        """Asked at every epoch boundary; True ends training after checkpointing that epoch."""
+    def should_stop(self, *, epoch: int) -> StopReason | None:
+        """Asked after every epoch but the last (after on_epoch); a reason ends training there,
+        after checkpointing that epoch."""

@@ -10,7 +10,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -27,7 +26,14 @@ from service.training.checkpoints import (
     load_weights,
 )
 from service.training.datasets import make_dataset
-from service.training.hooks import CheckpointKind, EpochResult, Resume, Snapshot, TrainingHooks
+from service.training.hooks import (
+    CheckpointKind,
+    EpochResult,
+    Resume,
+    Snapshot,
+    StopReason,
+    TrainingHooks,
+)
 from service.training.losses import LOSSES, LossFunction
 from service.training.metrics import EpochTotals, read_totals
 from service.training.networks import build_network
@@ -47,8 +53,8 @@ Tensors = tuple[torch.Tensor, torch.Tensor]
 
 @dataclass(frozen=True)
 class TrainingOutcome:
-    status: Literal["completed", "stopped"]
     epoch: int  # the last finished epoch
+    stop: StopReason | None  # why training ended before its last epoch; None if it trained all
 
 
 @dataclass(frozen=True)
@@ -97,10 +103,10 @@ def prepare_data(
     )
 
 
-def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: bool) -> set[CheckpointKind]:
+def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
     if epoch == spec.epochs:
         return {"final"}
-    if stop or epoch % (spec.checkpoint_every or 1) == 0:
+    if stop is not None or epoch % (spec.checkpoint_every or 1) == 0:
         return {"periodic"}
     return set()
 
@@ -285,7 +291,7 @@ def train(
         )
         hooks.on_epoch(metrics)
 
-        stop = epoch < spec.epochs and hooks.should_stop()
+        stop = hooks.should_stop(epoch=epoch) if epoch < spec.epochs else None
         kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
         if kinds:
             metric = getattr(metrics, best_metric)
@@ -303,6 +309,6 @@ def train(
             hooks.on_checkpoint(
                 _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)
             )
-        if stop:
-            return TrainingOutcome(status="stopped", epoch=epoch)
-    return TrainingOutcome(status="completed", epoch=spec.epochs)
+        if stop is not None:
+            return TrainingOutcome(epoch=epoch, stop=stop)
+    return TrainingOutcome(epoch=spec.epochs, stop=None)

@@ -5,7 +5,7 @@
 "use strict";
 
 const KEY = "service-api-key";
-const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const FINAL = new Set(["succeeded", "failed", "cancelled", "pruned"]);
 const $ = (selector) => document.querySelector(selector);
 let leave = () => {};  // stops what the current view runs (timers, streams, blob URLs)
 
@@ -160,6 +160,10 @@ function setStatus(job) {
   text($("#epoch"), job.epoch);
   $("#job-progress").value = job.epochs ? job.epoch / job.epochs : 0;
   $("#cancel-job").hidden = FINAL.has(job.status);
+  // A failed job's stop reason is its error, shown once, below.
+  const reason = job.stop_reason && job.stop_reason !== job.error ? job.stop_reason : "";
+  text($("#job-stop-reason span"), reason);
+  $("#job-stop-reason").hidden = !reason;
 }
 
 // Server-Sent Events over fetch(): parsed by hand, resumed with Last-Event-ID after a drop.

@@ -17,13 +17,18 @@ from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
 from service.tables import Checkpoint, EpochMetric
-from service.training.hooks import EpochResult, Snapshot
+from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
 
 log = logging.getLogger(__name__)
 
 
 class DatabaseHooks:
-    """TrainingHooks for one claimed job."""
+    """TrainingHooks for one claimed job.
+
+    Every lease renewal, the heartbeat thread's included, reads whether the job should stop
+    (its cancel flag, or the lease gone); should_stop turns that, the job's time limit and the
+    worker's shutdown into the reason training stops, if any.
+    """
 
     def __init__(
         self,
@@ -41,9 +46,13 @@ class DatabaseHooks:
         self.lease_token = lease_token
         self.shutdown = shutdown
         self.deadline = started_at + timedelta(seconds=settings.max_job_seconds)
-        self.cancel_requested = False
-        self.lease_lost = False
-        self.out_of_time = False
+        # What the database said at the last renewal: None, CANCEL_REQUESTED or LEASE_LOST (for
+        # good: nothing replaces it).
+        self.heard: StopKind | None = None
+
+    @property
+    def lease_lost(self) -> bool:
+        return self.heard is StopKind.LEASE_LOST
 
     def renew(self, session: Session, **values: object) -> None:
         """Extend the lease and set `values` on the job, or raise LeaseLost."""
@@ -56,9 +65,10 @@ class DatabaseHooks:
             **values,
         )
         if cancel is None:
-            self.lease_lost = True
+            self.heard = StopKind.LEASE_LOST
             raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
-        self.cancel_requested = cancel
+        if cancel and not self.lease_lost:
+            self.heard = StopKind.CANCEL_REQUESTED
 
     def heartbeat(self) -> None:
         try:
@@ -111,8 +121,23 @@ class DatabaseHooks:
                 session, checkpoint=row, keep_periodic=self.settings.keep_periodic_checkpoints
             )
 
-    def should_stop(self) -> bool:
-        self.out_of_time = jobs.now() > self.deadline
-        return (
-            self.cancel_requested or self.lease_lost or self.out_of_time or self.shutdown.is_set()
-        )
+    def should_stop(self, *, epoch: int) -> StopReason | None:
+        # A lost lease first: nothing more can be written for the job, not even how it ended.
+        match self.heard:
+            case StopKind.LEASE_LOST:
+                detail = f"lease {self.lease_token} lost after epoch {epoch}"
+                return StopReason(kind=StopKind.LEASE_LOST, detail=detail)
+            case StopKind.CANCEL_REQUESTED:
+                return StopReason(
+                    kind=StopKind.CANCEL_REQUESTED, detail=f"cancelled at epoch {epoch}"
+                )
+        if jobs.now() > self.deadline:
+            detail = (
+                f"ran past {self.settings.max_job_seconds:g} s (SERVICE_MAX_JOB_SECONDS) "
+                f"at epoch {epoch}"
+            )
+            return StopReason(kind=StopKind.OUT_OF_TIME, detail=detail)
+        if self.shutdown.is_set():
+            detail = f"the worker shut down after epoch {epoch}"
+            return StopReason(kind=StopKind.SHUTDOWN, detail=detail)
+        return None

@@ -15,8 +15,9 @@ from service.db import transaction
 from service.errors import LeaseLost, ServiceError
 from service.settings import Settings
 from service.specs import JobSpec
+from service.statuses import JobStatus
 from service.training.devices import pick_device
-from service.training.hooks import Resume
+from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import train
 from service.worker.hooks import DatabaseHooks
 
@@ -75,32 +76,34 @@ class Worker:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
             return
         except ServiceError as error:
-            self._end(job_id, lease_token, status="failed", error=error.message)
+            self._end(job_id, lease_token, status=JobStatus.FAILED, error=error.message)
             return
         except Exception as error:
             log.exception("job %s failed", job_id)
-            self._end(
-                job_id, lease_token, status="failed", error=f"{type(error).__name__}: {error}"
-            )
+            error_text = f"{type(error).__name__}: {error}"
+            self._end(job_id, lease_token, status=JobStatus.FAILED, error=error_text)
             return
         finally:
             beat.stop()
 
-        if outcome.status == "completed":
-            self._end(job_id, lease_token, status="succeeded")
-        elif hooks.out_of_time:
-            limit = self.settings.max_job_seconds
-            reason = (
-                f"stopped at epoch {outcome.epoch}: "
-                f"the job ran past {limit:g} s (SERVICE_MAX_JOB_SECONDS)"
-            )
-            self._end(job_id, lease_token, status="failed", error=reason)
-        elif hooks.cancel_requested:
-            self._end(job_id, lease_token, status="cancelled")
-        elif not hooks.lease_lost:
-            with transaction(self.sessions, immediate=True) as session:
-                jobs.release(session, job_id=job_id, lease_token=lease_token)
-            log.info("job %s handed back to the queue at epoch %d", job_id, outcome.epoch)
+        match outcome.stop:
+            case None:
+                self._end(job_id, lease_token, status=JobStatus.SUCCEEDED)
+            case StopReason(kind=StopKind.CANCEL_REQUESTED, detail=detail):
+                self._end(job_id, lease_token, status=JobStatus.CANCELLED, stop_reason=detail)
+            case StopReason(kind=StopKind.OUT_OF_TIME, detail=detail):
+                self._end(job_id, lease_token, status=JobStatus.FAILED, error=detail)
+            case StopReason(kind=StopKind.SHUTDOWN):
+                with transaction(self.sessions, immediate=True) as session:
+                    released = jobs.release(session, job_id=job_id, lease_token=lease_token)
+                if released:
+                    log.info("job %s handed back to the queue at epoch %d", job_id, outcome.epoch)
+                else:
+                    log.warning("job %s: lease lost before it could be handed back", job_id)
+            case StopReason(kind=StopKind.LEASE_LOST, detail=detail):
+                log.warning("job %s abandoned (%s): another worker owns it now", job_id, detail)
+            case StopReason(kind=kind):  # a kind added to StopKind without its ending here
+                raise AssertionError(f"job {job_id}: no ending for a stop of kind {kind}")
 
     def _load_inputs(
         self, *, job_id: str, spec: JobSpec
@@ -113,12 +116,26 @@ class Worker:
                 uploaded = load_arrays(session, dataset_id=spec.dataset.id)
         return resume, uploaded
 
-    def _end(self, job_id: str, lease_token: str, *, status: str, error: str | None = None) -> None:
+    def _end(
+        self,
+        job_id: str,
+        lease_token: str,
+        *,
+        status: JobStatus,
+        error: str | None = None,
+        stop_reason: str | None = None,
+    ) -> None:
         with transaction(self.sessions, immediate=True) as session:
             if jobs.finish(
-                session, job_id=job_id, lease_token=lease_token, status=status, error=error
+                session,
+                job_id=job_id,
+                lease_token=lease_token,
+                status=status,
+                error=error,
+                stop_reason=stop_reason,
             ):
-                log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
+                why = error or stop_reason
+                log.info("job %s %s%s", job_id, status, f": {why}" if why else "")
             else:
                 log.warning("job %s: lease lost before it could be marked %s", job_id, status)
 

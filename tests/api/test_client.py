@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.worker.loop import Worker
 from tests.factories import tiny_spec
+from tests.jobs import wait_for
 
 FAST_EVENTS = {"events_poll_seconds": 0.05}
 
@@ -149,6 +150,54 @@ def test_jobs_show_metrics_predict_and_cancel(
     from_npy = cli("predict", trained, "--npy", str(npy), server=server, key=api_key)
     assert json.loads(from_json.stdout) == expected
     assert json.loads(from_npy.stdout)["predictions"] == expected["predictions"]
+
+
+def test_a_cancelled_and_a_timed_out_job_say_why_they_stopped_and_a_trained_one_does_not(
+    server: str,
+    api_key: str,
+    client: httpx.Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    cancelled_id = client.post("/v1/jobs", json=tiny_spec(epochs=100_000)).json()["id"]
+    worker = threading.Thread(target=Worker(settings=settings, sessions=sessions).run_once)
+    worker.start()
+    wait_for(lambda: client.get(f"/v1/jobs/{cancelled_id}").json()["epoch"] >= 2)
+    assert client.post(f"/v1/jobs/{cancelled_id}/cancel").json()["cancel_requested"]
+    worker.join(timeout=60)
+    timed_out_id = client.post("/v1/jobs", json=tiny_spec(epochs=100_000)).json()["id"]
+    one_second = settings.model_copy(update={"max_job_seconds": 1.0})
+    assert Worker(settings=one_second, sessions=sessions).run_once()
+    trained_id = client.post("/v1/jobs", json=tiny_spec()).json()["id"]
+    assert Worker(settings=settings, sessions=sessions).run_once()
+
+    cancelled = client.get(f"/v1/jobs/{cancelled_id}").json()
+    timed_out = client.get(f"/v1/jobs/{timed_out_id}").json()
+    trained = client.get(f"/v1/jobs/{trained_id}").json()
+
+    assert 2 <= cancelled["epoch"] < 100_000
+    assert (cancelled["status"], cancelled["stop_reason"], cancelled["error"]) == (
+        "cancelled",
+        f"cancelled at epoch {cancelled['epoch']}",
+        None,
+    )
+    ran_past = f"ran past 1 s (SERVICE_MAX_JOB_SECONDS) at epoch {timed_out['epoch']}"
+    assert (timed_out["status"], timed_out["stop_reason"], timed_out["error"]) == (
+        "failed",
+        ran_past,
+        ran_past,
+    )
+    assert (trained["status"], trained["epoch"], trained["stop_reason"]) == ("succeeded", 3, None)
+
+    shown = {
+        job_id: cli("show", job_id, server=server, key=api_key).stdout.splitlines()
+        for job_id in (cancelled_id, timed_out_id, trained_id)
+    }
+    assert f"stopped    cancelled at epoch {cancelled['epoch']}" in shown[cancelled_id]
+    # A failed job's stop reason is its error, printed once.
+    assert f"error      {ran_past}" in shown[timed_out_id]
+    assert not any(line.startswith("stopped") for line in shown[timed_out_id])
+    assert not any(line.startswith(("stopped", "error")) for line in shown[trained_id])
 
 
 def test_the_key_comes_from_the_flag_the_environment_or_the_data_dir(

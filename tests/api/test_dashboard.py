@@ -96,6 +96,8 @@ def test_the_dashboard_follows_a_running_job_and_predicts(
 
         page.click("#cancel-job")
         page.locator("#job-status", has_text="cancelled").wait_for()
+        page.locator("#job-stop-reason", has_text="cancelled at epoch").wait_for()
+        stop_reason = page.inner_text("#job-stop-reason")
 
         page.fill("#predict-inputs", "[[0.0, 0.1], [0.9, 1.0]]")
         page.click("#predict-form button[type=submit]")
@@ -109,6 +111,8 @@ def test_the_dashboard_follows_a_running_job_and_predicts(
         f"/v1/jobs/{job_id}/predict", json={"inputs": [[0.0, 0.1], [0.9, 1.0]]}
     ).json()
     assert json.loads(shown) == expected
+    epoch = client.get(f"/v1/jobs/{job_id}").json()["epoch"]
+    assert stop_reason == f"Stopped: cancelled at epoch {epoch}"
     assert page.evaluate("sessionStorage.getItem('service-api-key')") == api_key
     assert all(url.startswith(server) or url.startswith("blob:") for url in requested), requested
     assert not any(api_key in url for url in requested), "the key never travels in a URL"

@@ -57,6 +57,7 @@ def test_cancel_of_a_queued_job_is_immediate_and_final(client: httpx.Client) -> 
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
     assert cancelled.json()["finished_at"] is not None
+    assert cancelled.json()["stop_reason"] == "cancelled before it started"
     assert again.status_code == 409
     assert again.json() == {
         "error": "Conflict",

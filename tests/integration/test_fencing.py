@@ -11,8 +11,9 @@ from service import jobs, repository
 from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
+from service.statuses import JobStatus
 from service.tables import Job
-from service.training.hooks import EpochResult, Snapshot
+from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
 from service.worker.hooks import DatabaseHooks
 from tests.jobs import queue, read
 
@@ -66,9 +67,13 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
     with pytest.raises(LeaseLost):
         stale.on_checkpoint(CHECKPOINT)
     stale.heartbeat()
-    assert stale.should_stop()
+    assert stale.should_stop(epoch=1) == StopReason(
+        kind=StopKind.LEASE_LOST, detail="lease first lost after epoch 1"
+    )
     with transaction(sessions, immediate=True) as session:
-        assert not jobs.finish(session, job_id=job_id, lease_token="first", status="succeeded")
+        assert not jobs.finish(
+            session, job_id=job_id, lease_token="first", status=JobStatus.SUCCEEDED
+        )
 
     with transaction(sessions) as session:
         assert repository.list_metrics(session, job_id=job_id) == []
@@ -98,4 +103,26 @@ def test_past_max_attempts_an_expired_job_fails_with_the_reason(
     assert job.error == (
         f"the worker stopped renewing its lease on attempt {settings.max_attempts} of "
         f"{settings.max_attempts} (SERVICE_MAX_ATTEMPTS); last epoch stored: 0"
+    )
+    assert job.stop_reason == job.error
+
+
+def test_an_expired_job_asked_to_cancel_is_cancelled_at_its_last_stored_epoch(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings)
+    job = claim(sessions, settings, "gone")
+    hooks_for(sessions, settings, job, "gone").on_epoch(METRICS)
+    with transaction(sessions, immediate=True) as session:
+        jobs.cancel(session, job_id=job_id, owner_id=job.owner_id)
+    expire_lease(sessions, job_id)
+
+    with transaction(sessions, immediate=True) as session:
+        assert jobs.claim(session, lease_token="next", device="cpu", settings=settings) is None
+
+    job = read(sessions, job_id)
+    assert (job.status, job.stop_reason, job.lease_owner) == (
+        "cancelled",
+        "cancelled at epoch 1",
+        None,
     )

@@ -23,11 +23,12 @@ def test_worker_trains_a_job_to_success(
     assert Worker(settings=settings, sessions=sessions).run_once() is True
 
     job = read(sessions, job_id)
-    assert (job.status, job.epoch, job.attempt, job.device, job.error) == (
+    assert (job.status, job.epoch, job.attempt, job.device, job.error, job.stop_reason) == (
         "succeeded",
         3,
         1,
         "cpu",
+        None,
         None,
     )
     assert job.lease_owner is None
@@ -84,6 +85,7 @@ def test_cancel_stops_a_running_job_at_an_epoch_boundary(
     job = read(sessions, job_id)
     assert job.status == "cancelled"
     assert 5 <= job.epoch < 100_000
+    assert job.stop_reason == f"cancelled at epoch {job.epoch}"
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
     assert latest is not None
@@ -103,7 +105,8 @@ def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
         worker.kill()
 
     job = read(sessions, job_id)
-    assert (job.status, job.attempt, job.lease_owner) == ("queued", 1, None)
+    # Handed back, not ended: nothing says why it stopped.
+    assert (job.status, job.attempt, job.lease_owner, job.stop_reason) == ("queued", 1, None, None)
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
     assert latest is not None
@@ -151,9 +154,8 @@ def test_a_job_past_its_wall_clock_limit_fails_keeping_its_checkpoint(
 
     job = read(sessions, job_id)
     assert job.status == "failed"
-    assert (
-        job.error == f"stopped at epoch {job.epoch}: the job ran past 1 s (SERVICE_MAX_JOB_SECONDS)"
-    )
+    reason = f"ran past 1 s (SERVICE_MAX_JOB_SECONDS) at epoch {job.epoch}"
+    assert (job.error, job.stop_reason) == (reason, reason)
     with transaction(sessions) as session:
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
     assert latest is not None

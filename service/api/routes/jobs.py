@@ -9,8 +9,9 @@ from service import job_reads, jobs
 from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
 from service.api.views import job_out, job_page_out, metrics_csv, metrics_out
-from service.schemas import JobListOut, JobOut, JobStatus, MetricsOut
+from service.schemas import JobListOut, JobOut, MetricsOut
 from service.specs import JobSpec
+from service.statuses import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

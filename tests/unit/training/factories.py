@@ -6,7 +6,7 @@ from typing import Any
 import torch
 
 from service.specs import JobSpec
-from service.training.hooks import EpochResult, Resume, Snapshot
+from service.training.hooks import EpochResult, Resume, Snapshot, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 from service.training.plan import describe_dataset, plan
 
@@ -57,8 +57,10 @@ class RecordingHooks:
     def on_checkpoint(self, snapshot: Snapshot) -> None:
         self.checkpoints.append(snapshot)
 
-    def should_stop(self) -> bool:
-        return self.stop_after is not None and len(self.epochs) >= self.stop_after
+    def should_stop(self, *, epoch: int) -> StopReason | None:
+        if self.stop_after is not None and len(self.epochs) >= self.stop_after:
+            return StopReason(kind=StopKind.SHUTDOWN, detail=f"stopped after epoch {epoch}")
+        return None
 
     @property
     def losses(self) -> list[float]:

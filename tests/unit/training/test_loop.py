@@ -6,7 +6,8 @@ import torch
 
 from service.errors import TrainingFailed
 from service.training.checkpoints import decode_state
-from service.training.loop import train
+from service.training.hooks import StopKind, StopReason
+from service.training.loop import TrainingOutcome, train
 
 from .factories import CPU, RecordingHooks, planned, run
 
@@ -90,12 +91,14 @@ def test_resuming_from_a_checkpoint_is_bit_identical_to_an_uninterrupted_run(
     uninterrupted_outcome, uninterrupted = run(spec)
 
     stopped_outcome, first_half = run(spec, stop_after=3)
-    assert (stopped_outcome.status, stopped_outcome.epoch) == ("stopped", 3)
+    assert stopped_outcome == TrainingOutcome(
+        epoch=3, stop=StopReason(kind=StopKind.SHUTDOWN, detail="stopped after epoch 3")
+    )
     assert [c.epoch for c in first_half.checkpoints] == [3]
     resumed_outcome, second_half = run(spec, resume=first_half.resume_point())
 
-    assert (uninterrupted_outcome.status, uninterrupted_outcome.epoch) == ("completed", 7)
-    assert (resumed_outcome.status, resumed_outcome.epoch) == ("completed", 7)
+    assert uninterrupted_outcome == TrainingOutcome(epoch=7, stop=None)
+    assert resumed_outcome == TrainingOutcome(epoch=7, stop=None)
     assert [m.epoch for m in second_half.epochs] == [4, 5, 6, 7]
     assert first_half.losses + second_half.losses == uninterrupted.losses
     for resumed, original in zip(
