@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from service import repository
+from service.jobs import stored_spec
 from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobOut
-from service.specs import JobSpec
 from service.tables import Checkpoint, Dataset, EpochMetric, Job
 
 METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
@@ -20,7 +20,7 @@ def job_out(session: Session, job: Job) -> JobOut:
 
 def jobs_out(session: Session, jobs: Sequence[Job]) -> list[JobOut]:
     """Jobs with their latest and best epochs, read for the whole page in a few queries."""
-    specs = [JobSpec.model_validate(job.spec) for job in jobs]
+    specs = [stored_spec(job) for job in jobs]
     # A job's `epoch` is its last stored epoch, written in the same transaction as that row.
     latest = repository.metrics_at(session, keys=[(job.id, job.epoch) for job in jobs if job.epoch])
     best: dict[str, EpochMetric] = {}
