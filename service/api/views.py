@@ -10,8 +10,7 @@ from service import repository
 from service.jobs import stored_spec
 from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobOut
 from service.tables import Checkpoint, Dataset, EpochMetric, Job
-
-METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+from service.training.hooks import METRIC_FIELDS
 
 
 def job_out(session: Session, job: Job) -> JobOut:

@@ -30,6 +30,7 @@ from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Job
 from service.training.datasets import describe_dataset, seeded
+from service.training.hooks import EpochResult
 from service.training.plan import job_shape
 
 JobPlot = Literal["curves", "decision_boundary", "fit", "data"]
@@ -165,16 +166,7 @@ class Plotter:
             )
         if len(rows) > CURVE_EPOCHS:
             rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, CURVE_EPOCHS).round()]
-        points = [
-            figures.CurvePoint(
-                epoch=row.epoch,
-                loss=row.loss,
-                accuracy=row.accuracy,
-                val_loss=row.val_loss,
-                val_accuracy=row.val_accuracy,
-            )
-            for row in rows
-        ]
+        points = [EpochResult.model_validate(row) for row in rows]
         title = _title(job, f"epoch {rows[-1].epoch} of {job.epochs}")
         return key, lambda: figures.curves(points, title=title)
 
