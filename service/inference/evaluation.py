@@ -15,14 +15,12 @@ from service.inference.lookup import CheckpointRef, Target
 from service.inference.predictor import Predictor
 from service.schemas import CheckpointUsed, EvaluateOut
 from service.specs import DatasetSpec, JobSpec
-from service.training.datasets import describe_dataset, make_dataset, seeded
+from service.training.datasets import Tensors, describe_dataset, make_dataset, seeded
 from service.training.loop import prepare_targets
 from service.training.losses import LOSSES
 
 # Rows per forward pass, to bound the memory one pass takes.
 CHUNK_ROWS = 8192
-
-Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
 def dataset_tensors(
@@ -31,8 +29,6 @@ def dataset_tensors(
     """(inputs, targets) on the CPU; generated datasets are checked against the limit first."""
     if isinstance(dataset, specs.UploadedData):
         samples = datasets.get(session, dataset_id=dataset.id, owner_id=owner_id).samples
-    elif isinstance(dataset, specs.InlineData):
-        samples = len(dataset.inputs)
     else:
         samples = describe_dataset(dataset).samples
     if samples > max_samples:
