@@ -35,11 +35,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from service.specs import JobSpec
-from service.training.datasets import make_dataset
+from service.training.datasets import describe_dataset, make_dataset
 from service.training.hooks import EpochResult, Snapshot
 from service.training.loop import train
 from service.training.optimizers import step_function
-from service.training.plan import describe_dataset, plan
+from service.training.plan import plan
 
 CPU = torch.device("cpu")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -9,7 +9,7 @@ from safetensors.torch import load as load_tensors
 from sqlalchemy.orm import Session
 
 from service import repository
-from service.errors import NotFound
+from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.tables import Dataset
 from service.training.shapes import DataShape
@@ -60,9 +60,10 @@ def shape_of(dataset: Dataset) -> DataShape:
 
 
 def load_arrays(session: Session, *, dataset_id: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stored inputs and targets, for the worker."""
+    """The stored inputs and targets of a dataset a job or a request named, for training,
+    evaluating or drawing; Conflict if it was deleted since."""
     dataset = repository.get_dataset(session, dataset_id=dataset_id, with_data=True)
     if dataset is None:
-        raise NotFound(f"dataset {dataset_id!r} no longer exists")
+        raise Conflict(f"dataset {dataset_id!r} no longer exists, so its samples cannot be read")
     tensors = load_tensors(dataset.data)
     return tensors["x"], tensors["y"]

@@ -28,7 +28,7 @@ class JobPage:
 
 def summaries(session: Session, rows: Sequence[Job]) -> list[JobSummary]:
     """Jobs with their latest and best epochs, read for the whole page in a few queries."""
-    specs = [JobSpec.model_validate(job.spec) for job in rows]
+    specs = [jobs.stored_spec(job) for job in rows]
     # A job's `epoch` is its last stored epoch, written in the same transaction as that row.
     latest = repository.metrics_at(session, keys=[(job.id, job.epoch) for job in rows if job.epoch])
     best: dict[str, EpochMetric] = {}

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.specs import DatasetSpec, JobSpec
 from service.statuses import JobStatus
+from service.training.hooks import EpochResult
 
 
 class ErrorOut(BaseModel):
@@ -14,16 +15,9 @@ class ErrorOut(BaseModel):
     detail: str = Field(description="What was wrong and what is expected.")
 
 
-class EpochMetricOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    epoch: int
-    loss: float
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
-    lr: float
-    seconds: float
+class EpochMetricOut(EpochResult):
+    """One epoch's metrics; null where they do not apply (accuracy of a regression, val_*
+    without a validation split)."""
 
 
 class JobOut(BaseModel):

@@ -2,8 +2,9 @@
 
 Every default sits here, next to a comment saying why. Nothing in a spec is executed as code:
 layer types are an allow-list and their fields are torch's own keyword names.
-Sizes the data decides (`in_features`, `in_channels`, `num_features`, `normalized_shape`) may be
-left out; `service.training.plan` writes them into the normalised spec stored on the Job.
+Sizes the data decides (`in_features`, `in_channels`, `num_features`, `normalized_shape`) and an
+upload's shapes may be left out; `service.training.plan` writes them into the normalised spec
+stored on the Job.
 """
 
 from typing import Annotated, Any, Literal
@@ -11,7 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from service.layers import NetworkSpec
-from service.spec_types import PositiveInt, Strict
+from service.spec_types import PositiveInt, Strict, Task
+from service.training.shapes import DataShape
 
 # --- datasets -----------------------------------------------------------------------------------
 
@@ -79,13 +81,19 @@ class UploadedData(Strict):
 
     kind: Literal["uploaded"]
     id: str = Field(min_length=1, max_length=64)
+    # None: the service writes the upload's shapes here at submission, so a job keeps predicting
+    # (and telling its inputs' shape) after the dataset itself is gone.
+    shape: DataShape | None = Field(
+        default=None,
+        description="Written by the service at submission: the upload's shapes. Leave it out; "
+        "if given, it must match the upload.",
+    )
 
 
 DatasetSpec = Annotated[
     SpiralData | SumBinsData | QuadraticData | InlineData | UploadedData,
     Field(discriminator="kind"),
 ]
-GENERATED_KINDS = frozenset({"spiral", "sum_bins", "quadratic"})
 
 
 # --- optimizers and schedules -------------------------------------------------------------------
@@ -176,7 +184,6 @@ ScheduleSpec = Annotated[
 
 # --- the job ------------------------------------------------------------------------------------
 
-Task = Literal["classification", "regression"]
 LossName = Literal["cross_entropy", "bce_with_logits", "mse", "l1", "huber", "half_sum_squared"]
 MetricName = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
 CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "bce_with_logits"})
@@ -217,20 +224,30 @@ class JobSpec(Strict):
                 f"best_metric {self.best_metric!r} needs a validation split; "
                 "set validation_fraction, e.g. 0.2, or use best_metric 'loss'"
             )
-        if self.task == "regression" and self.loss in CLASSIFICATION_LOSSES:
-            raise ValueError(
-                f"loss {self.loss!r} is for classification; use mse, l1, huber or half_sum_squared"
-            )
-        if (
-            self.task == "classification"
-            and self.loss is not None
-            and self.loss not in CLASSIFICATION_LOSSES
-        ):
-            raise ValueError(
-                f"loss {self.loss!r} is for regression; use cross_entropy or bce_with_logits"
-            )
-        if self.task == "regression" and self.best_metric in ("accuracy", "val_accuracy"):
-            raise ValueError(
-                "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
-            )
+        if self.task is not None:
+            problem = task_mismatch(task=self.task, loss=self.loss, best_metric=self.best_metric)
+            if problem is not None:
+                raise ValueError(problem)
         return self
+
+
+def task_mismatch(
+    *, task: Task, loss: LossName | None, best_metric: MetricName | None, inferred: bool = False
+) -> str | None:
+    """Why `loss` or `best_metric` cannot serve a job of `task`, saying what to use instead;
+    None when they fit. `inferred`: the task came from the dataset, not from the spec."""
+    if loss is not None and (loss in CLASSIFICATION_LOSSES) != (task == "classification"):
+        fitting = (
+            "cross_entropy or bce_with_logits"
+            if task == "classification"
+            else "mse, l1, huber or half_sum_squared"
+        )
+        if inferred:
+            return (
+                f"loss {loss!r} does not fit a {task} dataset; use {fitting}, "
+                "or set task to match the loss"
+            )
+        return f"loss {loss!r} does not fit task {task!r}; use {fitting}"
+    if task == "regression" and best_metric in ("accuracy", "val_accuracy"):
+        return "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
+    return None

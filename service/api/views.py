@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from service.job_reads import JobPage, JobSummary
 from service.schemas import CheckpointOut, DatasetOut, EpochMetricOut, JobListOut, JobOut
 from service.tables import Checkpoint, Dataset, EpochMetric
-
-METRIC_FIELDS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+from service.training.hooks import METRIC_FIELDS
 
 
 def job_out(summary: JobSummary) -> JobOut:

@@ -22,18 +22,12 @@ from service.inference.lookup import CheckpointRef, Target
 from service.inference.predictor import Predictor
 from service.schemas import CheckpointUsed, EvaluateOut
 from service.specs import DatasetSpec, JobSpec
-from service.training.datasets import make_dataset
+from service.training.datasets import Tensors, describe_dataset, make_dataset, seeded
 from service.training.loop import prepare_targets
 from service.training.losses import LOSSES
-from service.training.plan import describe_dataset
 
-# A generated dataset without a seed of its own is drawn with this one, so evaluating twice
-# gives the same numbers. It is not the job's seed: the samples are new to the network.
-EVALUATION_SEED = 0
 # Rows per forward pass, to bound the memory one pass takes.
 CHUNK_ROWS = 8192
-
-Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
 def stored_tensors(
@@ -51,14 +45,10 @@ def drawn_tensors(
     max_samples: int,
 ) -> Tensors:
     """(inputs, targets) on the CPU; generated datasets are checked against the limit first."""
-    if isinstance(dataset, specs.InlineData):
-        samples = len(dataset.inputs)
-    else:
-        samples = describe_dataset(dataset).samples
-        if dataset.seed is None:
-            dataset = dataset.model_copy(update={"seed": EVALUATION_SEED})
+    samples = describe_dataset(dataset).samples
     _check_size(samples, max_samples=max_samples)
-    return make_dataset(dataset)
+    # The same samples every time; not the job's: they are new to the network.
+    return make_dataset(seeded(dataset))
 
 
 def _check_size(samples: int, *, max_samples: int) -> None:
@@ -96,7 +86,7 @@ def _forward(loaded: LoadedNetwork, inputs: torch.Tensor) -> torch.Tensor:
 def evaluate(
     *, loaded: LoadedNetwork, target: Target, inputs: torch.Tensor, targets: torch.Tensor
 ) -> EvaluateOut:
-    spec = JobSpec.model_validate(target.spec)
+    spec = target.spec
     _check(loaded, spec, inputs, targets)
     output = _forward(loaded, inputs.float())
     prepared = prepare_targets(targets, spec=spec)

@@ -21,7 +21,7 @@ from service.inference.lookup import Target
 from service.specs import JobSpec, LossName, Task
 from service.training.checkpoints import read_standardization
 from service.training.networks import build_network
-from service.training.plan import describe_dataset
+from service.training.plan import job_shape
 from service.training.standardize import Standardization
 
 
@@ -87,22 +87,10 @@ class LoadedNetwork:
             return Outputs(predictions=predictions.numpy(), probabilities=probabilities.numpy())
 
 
-def sample_shape(session: Session, *, spec: JobSpec) -> tuple[int, ...]:
-    """One sample's shape: from the dataset spec, or the uploaded dataset's stored row."""
-    dataset = spec.dataset
-    if dataset.kind != "uploaded":
-        return describe_dataset(dataset).input_shape
-    row = repository.get_dataset(session, dataset_id=dataset.id)
-    if row is None:
-        raise ServiceError(f"the dataset {dataset.id!r} this job trained on no longer exists")
-    return tuple(row.input_shape)
-
-
 def build_loaded(
     *,
     target: Target,
     spec: JobSpec,
-    input_shape: tuple[int, ...],
     weights: bytes,
     state: bytes,
     device: torch.device,
@@ -125,7 +113,7 @@ def build_loaded(
         key=target.key,
         network=network,
         device=device,
-        input_shape=input_shape,
+        input_shape=job_shape(spec).input_shape,
         task=spec.task,
         loss=spec.loss,
         standardization=read_standardization(state),
@@ -140,11 +128,9 @@ def load(session: Session, *, target: Target, device: torch.device) -> LoadedNet
             f"checkpoint epoch {target.epoch} of job {target.job_id} changed while it was being "
             "loaded; send the request again"
         )
-    spec = JobSpec.model_validate(target.spec)
     return build_loaded(
         target=target,
-        spec=spec,
-        input_shape=sample_shape(session, spec=spec),
+        spec=target.spec,
         weights=row.weights,
         state=row.state,
         device=device,

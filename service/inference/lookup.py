@@ -6,12 +6,13 @@ only when a network has to be loaded (see loading.py).
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from service import jobs, repository
 from service.errors import Conflict, InvalidInput, NotFound
+from service.specs import JobSpec
 from service.statuses import FINAL_STATUSES, JobStatus
 from service.tables import Checkpoint
 
@@ -29,7 +30,7 @@ class Target:
 
     job_id: str
     owner_id: str
-    spec: dict[str, Any]  # the job's normalised spec, as stored
+    spec: JobSpec  # the job's normalised spec
     # A job in a final state never gets another checkpoint, so this resolution holds for good.
     settled: bool
     epoch: int
@@ -90,7 +91,7 @@ def resolve_checkpoint(
         target = Target(
             job_id=job.id,
             owner_id=job.owner_id,
-            spec=job.spec,
+            spec=jobs.stored_spec(job),
             settled=job.status in FINAL_STATUSES,
             epoch=row.epoch,
             sha256=row.sha256,

@@ -6,12 +6,10 @@ import numpy as np
 import torch
 from sqlalchemy.orm import Session
 
-from service import datasets, repository, specs
-from service.errors import Conflict, NotFound
+from service import datasets, specs
+from service.errors import Conflict
 from service.specs import JobSpec
-from service.training.datasets import make_dataset
-from service.training.plan import describe_dataset
-from service.training.shapes import DataShape
+from service.training.datasets import make_dataset, seeded
 
 # Values beyond this cannot be laid out on axes (their range overflows).
 LARGEST_DRAWABLE = 1e30
@@ -19,38 +17,14 @@ LARGEST_DRAWABLE = 1e30
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
-def job_shape(session: Session, *, spec: JobSpec) -> DataShape:
-    """The shapes of the data a job trained on, read as its task reads it."""
-    dataset = spec.dataset
-    if isinstance(dataset, specs.UploadedData):
-        row = repository.get_dataset(session, dataset_id=dataset.id)
-        if row is None:
-            raise NotFound(f"the dataset {dataset.id!r} this job trained on no longer exists")
-        data = datasets.shape_of(row)
-    else:
-        data = describe_dataset(dataset)
-    if spec.task == "regression" and data.task == "classification":
-        # Class labels the job reads as values.
-        return DataShape(
-            samples=data.samples,
-            input_shape=data.input_shape,
-            task="regression",
-            num_classes=None,
-            target_shape=(1,),
-        )
-    return data
-
-
 def job_samples(session: Session, *, spec: JobSpec) -> Arrays:
-    """The job's samples as its worker drew them: a generated dataset without a seed of its own
-    draws from the job's seeded stream first thing, which a generator seeded alike repeats
-    without touching this process's global random state."""
+    """The job's samples as its worker drew them (see datasets.seeded); Conflict if they were an
+    upload that no longer exists."""
     dataset = spec.dataset
     if isinstance(dataset, specs.UploadedData):
         return _arrays(datasets.load_arrays(session, dataset_id=dataset.id))
-    if not isinstance(dataset, specs.InlineData) and dataset.seed is None:
-        dataset = dataset.model_copy(update={"seed": spec.seed})
-    return _arrays(make_dataset(dataset))
+    assert spec.seed is not None  # a stored spec is normalised
+    return _arrays(make_dataset(seeded(dataset, seed=spec.seed)))
 
 
 def spec_samples(dataset: specs.DatasetSpec) -> Arrays:

@@ -14,6 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from service.training.hooks import EpochResult
+
 # The tutorials' plot_lib colours classes with the Spectral map, regions at alpha 0.3.
 # (It draws the regions with contourf; an image of the grid looks the same and needs no levels.)
 CLASS_MAP = "Spectral"
@@ -24,15 +26,6 @@ WIDE = (9.6, 4.0)  # two panels side by side: 960 x 400 pixels
 # Where the plot area of a square figure sits, as fractions of it (left, bottom, width, height):
 # fixed, so the same data always lands on the same pixels.
 SQUARE_AXES = (0.1, 0.08, 0.85, 0.85)
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    epoch: int
-    loss: float
-    accuracy: float | None
-    val_loss: float | None
-    val_accuracy: float | None
 
 
 @dataclass(frozen=True)
@@ -90,7 +83,7 @@ def _scatter_classes(axes: Axes, inputs: np.ndarray, labels: np.ndarray, classes
     )
 
 
-def curves(points: Sequence[CurvePoint], *, title: str) -> bytes:
+def curves(points: Sequence[EpochResult], *, title: str) -> bytes:
     """Loss, and accuracy when there is one, by epoch: training solid, validation dashed."""
     has_accuracy = any(p.accuracy is not None or p.val_accuracy is not None for p in points)
     figure = Figure(figsize=WIDE, dpi=DPI, layout="constrained")

@@ -25,18 +25,13 @@ from service.inference.loading import LoadedNetwork
 from service.inference.lookup import CheckpointRef
 from service.inference.predictor import Predictor
 from service.plots import figures
-from service.plots.data import (
-    check_drawable,
-    job_samples,
-    job_shape,
-    plottable_inputs,
-    spec_samples,
-    thin,
-)
+from service.plots.data import check_drawable, job_samples, plottable_inputs, spec_samples, thin
 from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Job
-from service.training.plan import describe_dataset
+from service.training.datasets import describe_dataset, seeded
+from service.training.hooks import EpochResult
+from service.training.plan import job_shape
 
 
 class JobPlot(StrEnum):
@@ -130,12 +125,12 @@ class Plotter:
         self, session: Session, kind: JobPlot, job_id: str, owner_id: str, ref: CheckpointRef | None
     ) -> tuple[Hashable, Draw | None]:
         job = jobs.get(session, job_id=job_id, owner_id=owner_id)
-        spec = JobSpec.model_validate(job.spec)
+        spec = jobs.stored_spec(job)
         if kind == "curves":
             return self._curves(session, job)
         if kind == "data":
             return self._data(session, job, spec)
-        data = job_shape(session, spec=spec)
+        data = job_shape(spec)
         if kind == "decision_boundary":
             if spec.task != "classification" or data.input_shape != (2,):
                 raise Conflict(
@@ -185,21 +180,12 @@ class Plotter:
             )
         if len(rows) > CURVE_EPOCHS:
             rows = [rows[int(i)] for i in np.linspace(0, len(rows) - 1, CURVE_EPOCHS).round()]
-        points = [
-            figures.CurvePoint(
-                epoch=row.epoch,
-                loss=row.loss,
-                accuracy=row.accuracy,
-                val_loss=row.val_loss,
-                val_accuracy=row.val_accuracy,
-            )
-            for row in rows
-        ]
+        points = [EpochResult.model_validate(row) for row in rows]
         title = _title(job, f"epoch {rows[-1].epoch} of {job.epochs}")
         return key, lambda: figures.curves(points, title=title)
 
     def _data(self, session: Session, job: Job, spec: JobSpec) -> tuple[Hashable, Draw | None]:
-        data = job_shape(session, spec=spec)
+        data = job_shape(spec)
         plottable_inputs(data.input_shape, what=f"job {job.id}'s dataset")
         # A job's data never changes: its spec (seed included) is fixed at submission.
         key = ("data", job.id)
@@ -240,9 +226,8 @@ class Plotter:
                 f"{what} has {data.samples:,} samples; a plot draws at most "
                 f"{self.max_samples:,} (SERVICE_MAX_PLOT_SAMPLES): ask for fewer"
             )
-        if not isinstance(dataset, specs.InlineData) and dataset.seed is None:
-            # Drawn the same way every time, so the picture can be cached.
-            dataset = dataset.model_copy(update={"seed": 0})
+        # Drawn the same way every time, so the picture can be cached.
+        dataset = seeded(dataset)
         key = ("spec", hashlib.sha256(dataset.model_dump_json().encode()).hexdigest())
         if self._cached(key):
             return key, None

@@ -8,13 +8,20 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict
+
 CheckpointKind = Literal["periodic", "best", "final"]
 
 
-@dataclass(frozen=True)
-class EpochResult:
+class EpochResult(BaseModel):
     """What one epoch measured (an EpochMetric, as DESIGN.md defines it); fields that do not
-    apply are None."""
+    apply are None.
+
+    The one list of an epoch's metrics: the worker stores them as an EpochMetric row, the api
+    answers them as EpochMetricOut (this model), and the CSV's columns are METRIC_FIELDS.
+    """
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
 
     epoch: int  # 1-based
     loss: float
@@ -23,6 +30,9 @@ class EpochResult:
     val_accuracy: float | None
     lr: float
     seconds: float
+
+
+METRIC_FIELDS = tuple(EpochResult.model_fields)
 
 
 @dataclass(frozen=True)

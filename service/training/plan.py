@@ -1,25 +1,27 @@
 """Check a job spec against its data before any work starts, and write out its normalised form.
 
 `plan` fills in every default that depends on the task or the data (task, loss, seed,
-checkpoint_every, best_metric, the cosine schedule's t_max, and each layer's input size),
+checkpoint_every, best_metric, the cosine schedule's t_max, each layer's input size, and an
+upload's shapes, so a job keeps predicting after its dataset is gone),
 dry-runs the network on the meta device, and refuses, with a message saying what to change,
 any spec that could not train. It allocates no real memory, so the api can call it on every
 submission.
 """
 
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from math import prod
+from typing import Any
 
 from service import layers, specs
 from service.errors import InvalidSpec
-from service.specs import CLASSIFICATION_LOSSES, DatasetSpec, JobSpec, LossName, Task
+from service.specs import JobSpec, LossName, Task, task_mismatch
+from service.training.datasets import describe_dataset, kind_of
 from service.training.holdout import validation_size
-from service.training.inline import inline_shape
 from service.training.shapes import DataShape, format_shape
 from service.training.tracing import TracedNetwork, trace_network
 
-__all__ = ["DataShape", "Plan", "describe_dataset", "plan"]
+__all__ = ["DataShape", "Plan", "job_shape", "plan"]
 
 DEFAULT_LOSS: dict[Task, LossName] = {"classification": "cross_entropy", "regression": "mse"}
 # Layers that keep the number of features, so the Linear before them decides the output size.
@@ -48,42 +50,23 @@ class Plan:
     parameters: int
 
 
-def describe_dataset(dataset: DatasetSpec, *, uploaded: DataShape | None = None) -> DataShape:
-    """The dataset's shapes from its spec alone, without generating it.
+def job_shape(spec: JobSpec) -> DataShape:
+    """The shapes of the data a planned job trains on, as its task reads it, from its normalised
+    spec alone: it records an upload's shapes, so this holds after the dataset is gone."""
+    return _for_task(describe_dataset(spec.dataset), task=spec.task)
 
-    For an uploaded dataset, pass the shape stored with it (see uploads.upload_shape).
-    """
-    match dataset:
-        case specs.SpiralData():
-            return DataShape(
-                samples=dataset.classes * dataset.points_per_class,
-                input_shape=(2,),
-                task="classification",
-                num_classes=dataset.classes,
-                target_shape=(),
+
+def _recorded_dataset(dataset: specs.DatasetSpec, *, data: DataShape) -> dict[str, Any]:
+    """The dataset as the normalised spec stores it: an upload with its shapes written in."""
+    fields = dataset.model_dump()
+    if isinstance(dataset, specs.UploadedData):
+        if dataset.shape is not None and dataset.shape != data:
+            raise InvalidSpec(
+                f"dataset.shape is {asdict(dataset.shape)} but dataset {dataset.id!r} has "
+                f"{asdict(data)}; leave dataset.shape out, the service writes it"
             )
-        case specs.SumBinsData():
-            return DataShape(
-                samples=dataset.samples,
-                input_shape=(dataset.features,),
-                task="classification",
-                num_classes=len(dataset.edges) + 1,
-                target_shape=(),
-            )
-        case specs.QuadraticData():
-            return DataShape(
-                samples=dataset.samples,
-                input_shape=(1,),
-                task="regression",
-                num_classes=None,
-                target_shape=(1,),
-            )
-        case specs.InlineData():
-            return inline_shape(dataset)
-        case specs.UploadedData():
-            if uploaded is None:
-                raise ValueError(f"dataset {dataset.id!r} is an upload; pass its stored DataShape")
-            return uploaded
+        fields["shape"] = data
+    return fields
 
 
 def _for_task(data: DataShape, *, task: Task | None) -> DataShape:
@@ -100,20 +83,11 @@ def _for_task(data: DataShape, *, task: Task | None) -> DataShape:
 
 def _choose_loss(spec: JobSpec, *, data: DataShape) -> LossName:
     loss = spec.loss or DEFAULT_LOSS[data.task]
-    if (data.task == "classification") != (loss in CLASSIFICATION_LOSSES):
-        raise InvalidSpec(
-            f"loss {loss!r} does not fit a {data.task} dataset; use "
-            + (
-                "cross_entropy or bce_with_logits"
-                if data.task == "classification"
-                else "mse, l1, huber or half_sum_squared"
-            )
-            + ", or set task to match the loss"
-        )
-    if data.task == "regression" and spec.best_metric in ("accuracy", "val_accuracy"):
-        raise InvalidSpec(
-            "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
-        )
+    problem = task_mismatch(
+        task=data.task, loss=loss, best_metric=spec.best_metric, inferred=spec.task is None
+    )
+    if problem is not None:
+        raise InvalidSpec(problem)
     return loss
 
 
@@ -194,8 +168,10 @@ def _check_batches(spec: JobSpec, *, data: DataShape, traced: TracedNetwork) -> 
 def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     """The normalised spec and its parameter count; InvalidSpec if it cannot train as written.
 
-    Idempotent: planning a normalised spec again returns an equal spec.
+    `data`: the shapes of the data the spec names, from `describe_dataset` (for an upload, from
+    its stored row). Idempotent: planning a normalised spec again returns an equal spec.
     """
+    recorded = _recorded_dataset(spec.dataset, data=data)
     data = _for_task(data, task=spec.task)
     loss = _choose_loss(spec, data=data)
     traced = trace_network(spec.model.layers, input_shape=data.input_shape)
@@ -203,14 +179,13 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
         raise InvalidSpec(
             "the network has no parameters to train; add a layer that has some, e.g. a Linear"
         )
-    # Integer targets of inline or uploaded data read as classes unless the spec says otherwise.
-    labels_guessed = spec.task is None and isinstance(
-        spec.dataset, specs.InlineData | specs.UploadedData
-    )
+    # Whole-number targets of inline or uploaded data read as classes unless the spec says not.
+    labels_guessed = spec.task is None and kind_of(spec.dataset).task_from_targets
     _check_output(traced, data=data, loss=loss, task_inferred=labels_guessed)
     _check_batches(spec, data=data, traced=traced)
     fields = spec.model_dump()
     fields.update(
+        dataset=recorded,
         task=data.task,
         loss=loss,
         model={"layers": [layer.model_dump() for layer in traced.layers]},

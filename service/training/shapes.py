@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.specs import Task
+from service.spec_types import Task
 
 
 @dataclass(frozen=True)

@@ -88,17 +88,7 @@ class DatabaseHooks:
         with transaction(self.sessions, immediate=True) as session:
             self.renew(session, epoch=metrics.epoch)
             repository.add_epoch_metric(
-                session,
-                metric=EpochMetric(
-                    job_id=self.job_id,
-                    epoch=metrics.epoch,
-                    loss=metrics.loss,
-                    accuracy=metrics.accuracy,
-                    val_loss=metrics.val_loss,
-                    val_accuracy=metrics.val_accuracy,
-                    lr=metrics.lr,
-                    seconds=metrics.seconds,
-                ),
+                session, metric=EpochMetric(job_id=self.job_id, **metrics.model_dump())
             )
 
     def on_checkpoint(self, snapshot: Snapshot) -> None:

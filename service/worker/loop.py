@@ -61,7 +61,7 @@ class Worker:
             started_at=job.started_at,
             shutdown=self.shutdown,
         )
-        self._run(job_id=job.id, spec=JobSpec.model_validate(job.spec), hooks=hooks)
+        self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks)
         return True
 
     def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:

@@ -12,6 +12,7 @@ from service.plots import figures
 from service.plots.data import job_samples, thin
 from service.specs import JobSpec
 from service.training.datasets import make_dataset
+from service.training.hooks import EpochResult
 from service.training.randomness import seed_everything
 from tests.factories import spiral_spec
 
@@ -58,14 +59,12 @@ def test_decision_regions_take_each_predicted_class_colour_where_it_is_predicted
 
 
 def test_curves_are_two_panels_with_accuracy_and_one_without() -> None:
-    with_accuracy = [
-        figures.CurvePoint(epoch=e, loss=1 / e, accuracy=e / 10, val_loss=None, val_accuracy=None)
-        for e in range(1, 11)
-    ]
-    loss_only = [
-        figures.CurvePoint(epoch=e, loss=1 / e, accuracy=None, val_loss=2 / e, val_accuracy=None)
-        for e in range(1, 11)
-    ]
+    def epoch(e: int, **measured: float | None) -> EpochResult:
+        unmeasured = {"accuracy": None, "val_loss": None, "val_accuracy": None}
+        return EpochResult(epoch=e, loss=1 / e, lr=0.1, seconds=0, **{**unmeasured, **measured})
+
+    with_accuracy = [epoch(e, accuracy=e / 10) for e in range(1, 11)]
+    loss_only = [epoch(e, val_loss=2 / e) for e in range(1, 11)]
 
     both = pixels(figures.curves(with_accuracy, title="a"))
     one = pixels(figures.curves(loss_only, title="b"))

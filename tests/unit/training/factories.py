@@ -6,9 +6,10 @@ from typing import Any
 import torch
 
 from service.specs import JobSpec
+from service.training.datasets import describe_dataset
 from service.training.hooks import EpochResult, Resume, Snapshot, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
-from service.training.plan import describe_dataset, plan
+from service.training.plan import plan
 
 CPU = torch.device("cpu")
 

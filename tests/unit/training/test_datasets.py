@@ -1,13 +1,14 @@
 import math
 import re
+from typing import Any, get_args
 
 import pytest
 import torch
+from pydantic import TypeAdapter
 
 from service import specs
 from service.errors import InvalidSpec
-from service.training.datasets import make_dataset
-from service.training.inline import inline_shape
+from service.training.datasets import KINDS, describe_dataset, inline, make_dataset, seeded
 
 
 def tutorial_spiral(
@@ -128,7 +129,7 @@ def test_inline_classification_and_regression_tensors() -> None:
     assert inputs.tolist() == [[1.0, 2.0], [3.0, 4.5]]
     assert targets.dtype == torch.int64
     assert targets.tolist() == [0, 2]
-    shape = inline_shape(labelled)
+    shape = inline.shape(labelled)
     assert (shape.task, shape.num_classes, shape.target_shape) == ("classification", 3, ())
 
     valued = specs.InlineData(kind="inline", inputs=[1, 2, 3], targets=[0.5, 1, 1.5])
@@ -136,7 +137,7 @@ def test_inline_classification_and_regression_tensors() -> None:
     assert inputs.shape == (3, 1)
     assert targets.dtype == torch.float32
     assert targets.shape == (3, 1)
-    assert inline_shape(valued).target_shape == (1,)
+    assert inline.shape(valued).target_shape == (1,)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_inline_data_that_is_ragged_or_not_numeric_is_refused(
 ) -> None:
     data = specs.InlineData(kind="inline", inputs=inputs, targets=[0] * len(inputs))
     with pytest.raises(InvalidSpec, match=re.escape(message)):
-        inline_shape(data)
+        inline.shape(data)
 
 
 def test_inline_nesting_is_bounded() -> None:
@@ -166,10 +167,48 @@ def test_inline_nesting_is_bounded() -> None:
         deep = [deep]
     data = specs.InlineData(kind="inline", inputs=[deep], targets=[0])
     with pytest.raises(InvalidSpec, match="nests lists deeper than 8 levels"):
-        inline_shape(data)
+        inline.shape(data)
 
 
 def test_negative_class_labels_are_refused() -> None:
     data = specs.InlineData(kind="inline", inputs=[1, 2], targets=[0, -1])
     with pytest.raises(InvalidSpec, match="class label -1"):
-        inline_shape(data)
+        inline.shape(data)
+
+
+def test_every_kind_in_the_spec_union_is_registered_with_its_spec_model() -> None:
+    (union, *_) = get_args(specs.DatasetSpec)
+    models = {get_args(m.model_fields["kind"].annotation)[0]: m for m in get_args(union)}
+    assert {kind: registered.spec for kind, registered in KINDS.items()} == models
+
+
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        {"kind": "spiral", "classes": 4, "points_per_class": 5},
+        {"kind": "sum_bins", "samples": 7, "features": 3, "edges": [0.0]},
+        {"kind": "quadratic", "samples": 9},
+        {"kind": "inline", "inputs": [[[1, 2]], [[3, 4]]], "targets": [[1.5, 2], [0, 1]]},
+        {"kind": "inline", "inputs": [1, 2, 3], "targets": [0, 2, 1]},
+    ],
+)
+def test_each_kinds_shapes_are_those_of_the_tensors_it_makes(dataset: dict[str, Any]) -> None:
+    spec: specs.DatasetSpec = TypeAdapter(specs.DatasetSpec).validate_python(dataset)
+    shape = describe_dataset(spec)
+    inputs, targets = make_dataset(spec)
+    assert inputs.shape == (shape.samples, *shape.input_shape)
+    assert targets.shape == (shape.samples, *shape.target_shape)
+    if shape.task == "classification":
+        assert targets.dtype == torch.int64
+        assert shape.num_classes is not None
+        assert int(targets.max()) < shape.num_classes
+
+
+def test_seeded_gives_a_seed_only_to_random_data_that_names_none() -> None:
+    spiral = specs.SpiralData(kind="spiral")
+    assert seeded(spiral, seed=5) == specs.SpiralData(kind="spiral", seed=5)
+    assert seeded(spiral) == specs.SpiralData(kind="spiral", seed=0)
+    own = specs.SpiralData(kind="spiral", seed=9)
+    assert seeded(own, seed=5) is own
+    inline = specs.InlineData(kind="inline", inputs=[1], targets=[0])
+    assert seeded(inline, seed=5) is inline

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from service.specs import JobSpec
-from service.training.plan import describe_dataset, plan
+from service.training.datasets import describe_dataset
+from service.training.plan import plan
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[3] / "examples").glob("*.json"))
 

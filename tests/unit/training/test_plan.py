@@ -5,9 +5,10 @@ import pydantic
 import pytest
 import torch
 
-from service.errors import InvalidSpec
+from service.errors import Conflict, InvalidSpec
 from service.specs import JobSpec
-from service.training.plan import DataShape, describe_dataset, plan
+from service.training.datasets import describe_dataset
+from service.training.plan import DataShape, job_shape, plan
 
 from .factories import spec_dict
 
@@ -63,6 +64,44 @@ def test_plan_is_idempotent() -> None:
     once = planned(job(seed=None, schedule={"kind": "cosine"}))
     assert planned(once) == once
     assert plan(once, data=describe_dataset(once.dataset)).parameters > 0
+
+
+UPLOAD = DataShape(
+    samples=10, input_shape=(1, 4, 4), task="classification", num_classes=3, target_shape=()
+)
+
+
+def test_an_uploads_shapes_are_recorded_so_the_job_needs_no_dataset_row() -> None:
+    spec = job(
+        dataset={"kind": "uploaded", "id": "d1"},
+        model=layers({"type": "Flatten"}, {"type": "Linear", "out_features": 1}),
+        task="regression",
+    )
+    with pytest.raises(Conflict, match="does not record the shapes of the uploaded dataset 'd1'"):
+        describe_dataset(spec.dataset)
+
+    normalised = plan(spec, data=UPLOAD).spec
+
+    assert normalised.model_dump(mode="json")["dataset"]["shape"] == {
+        "samples": 10,
+        "input_shape": [1, 4, 4],
+        "task": "classification",
+        "num_classes": 3,
+        "target_shape": [],
+    }
+    assert describe_dataset(normalised.dataset) == UPLOAD
+    # As the job reads them: its class labels are regression values.
+    assert job_shape(normalised) == DataShape(
+        samples=10, input_shape=(1, 4, 4), task="regression", num_classes=None, target_shape=(1,)
+    )
+    assert planned(normalised) == normalised
+
+
+def test_an_upload_shape_the_client_wrote_must_match_the_upload() -> None:
+    wrong = {"samples": 10, "input_shape": [16], "task": "classification", "num_classes": 3}
+    spec = job(dataset={"kind": "uploaded", "id": "d1", "shape": {**wrong, "target_shape": []}})
+    with pytest.raises(InvalidSpec, match=r"leave dataset\.shape out, the service writes it"):
+        plan(spec, data=UPLOAD)
 
 
 def test_regression_defaults() -> None:

@@ -11,6 +11,7 @@ import torch
 
 from service.errors import InvalidSpec
 from service.specs import InlineData
+from service.training.datasets.kind import DatasetKind, Tensors
 from service.training.shapes import DataShape
 
 # Deeper nesting than this is a mistake, not data (images are [channels, height, width]).
@@ -67,7 +68,7 @@ def is_labelled(data: InlineData) -> bool:
     return all(isinstance(t, int) and not isinstance(t, bool) for t in data.targets)
 
 
-def inline_shape(data: InlineData) -> DataShape:
+def shape(data: InlineData) -> DataShape:
     """The DataShape of inline data, checking every entry (InvalidSpec for the first bad one)."""
     # A sample that is a single number is a sample of one feature.
     input_shape = _sample_shape(data.inputs, where="dataset.inputs") or (1,)
@@ -95,13 +96,16 @@ def inline_shape(data: InlineData) -> DataShape:
     )
 
 
-def inline_tensors(data: InlineData) -> tuple[torch.Tensor, torch.Tensor]:
+def generate(data: InlineData) -> Tensors:
     """float32 inputs (N, *input_shape); int64 labels (N,) or float32 targets (N, *target_shape)."""
-    shape = inline_shape(data)
+    known = shape(data)
     inputs = torch.tensor(data.inputs, dtype=torch.float32).reshape(
-        shape.samples, *shape.input_shape
+        known.samples, *known.input_shape
     )
-    if shape.task == "classification":
+    if known.task == "classification":
         return inputs, torch.tensor(data.targets, dtype=torch.int64)
     targets = torch.tensor(data.targets, dtype=torch.float32)
-    return inputs, targets.reshape(shape.samples, *shape.target_shape)
+    return inputs, targets.reshape(known.samples, *known.target_shape)
+
+
+KIND = DatasetKind(spec=InlineData, shape=shape, generate=generate, task_from_targets=True)
