@@ -7,6 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
 
 from service.errors import ServiceError, TooManyJobs
 from service.schemas import ErrorOut
@@ -56,13 +57,38 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
         if error.status_code == 400:
             # FastAPI's only 400: a body it could not decode (not UTF-8, or cut short).
             detail = f"the request body could not be read ({error.detail}); send UTF-8 JSON"
             return error_response(422, "InvalidRequest", detail)
         name = HTTP_ERROR_NAMES.get(error.status_code, "HTTPError")
-        return error_response(error.status_code, name, str(error.detail), dict(error.headers or {}))
+        headers = dict(error.headers or {})
+        allow = allowed_methods(request) if error.status_code == 405 else None
+        if allow is not None:
+            headers["Allow"] = allow
+        return error_response(error.status_code, name, str(error.detail), headers)
+
+
+def allowed_methods(request: Request) -> str | None:
+    """The methods the OpenAPI document lists for a request's path, for a 405's Allow; None
+    for a path it does not describe.
+
+    Starlette lists the methods of the first route whose path matches, but one path can be
+    served by several routes (/v1/jobs: GET lists, POST submits), and a literal path is a
+    resource of its own even where a template matches it too (/v1/datasets/plot.png is not
+    the dataset "plot.png").
+    """
+    paths: dict[str, dict[str, Any]] = request.app.openapi()["paths"]
+    matching = [
+        (template, operations)
+        for template, operations in paths.items()
+        if compile_path(template)[0].match(request.url.path)
+    ]
+    if not matching:
+        return None
+    _, operations = min(matching, key=lambda item: item[0].count("{"))
+    return ", ".join(sorted(method.upper() for method in operations))
 
 
 STATUS_DESCRIPTIONS = {

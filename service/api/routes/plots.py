@@ -9,13 +9,16 @@ from service.api.deps import Caller
 from service.api.errors import responses
 from service.inference.lookup import parse_ref
 from service.plots.plotter import JobPlot, Plot, Plotter
+from service.schemas import CHECKPOINT_REF_PATTERN
 from service.specs import DatasetSpec
 
 router = APIRouter(tags=["plots"])
 
 PNG = "image/png"
 CHECKPOINT_QUERY = Query(
-    max_length=20, description="best, final, latest or an epoch; default best, else latest"
+    # Documented, and checked by parse_ref, whose 422 says what a ref can be.
+    json_schema_extra={"pattern": CHECKPOINT_REF_PATTERN},
+    description="best, final, latest or an epoch; default best, else latest",
 )
 
 

@@ -14,7 +14,13 @@ from service.api.telemetry import Telemetry
 from service.inference.decoding import JSON, NPY
 from service.inference.evaluation import evaluate_job
 from service.inference.predictor import Predictor
-from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
+from service.schemas import (
+    CHECKPOINT_REF_PATTERN,
+    EvaluateIn,
+    EvaluateOut,
+    PredictIn,
+    PredictOut,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
 
@@ -36,8 +42,9 @@ PREDICT_OPENAPI: dict[str, Any] = {
             "name": "checkpoint",
             "in": "query",
             "required": False,
-            "schema": {"type": "string", "default": "best, else latest"},
-            "description": "best, final, latest or an epoch number; a JSON body's field wins.",
+            "schema": {"type": "string", "pattern": CHECKPOINT_REF_PATTERN},
+            "description": "best, final, latest or an epoch number; default best, else latest; "
+            "a JSON body's field wins.",
         },
         {
             "name": "top_k",
