@@ -18,17 +18,21 @@ def test_every_v1_route_documents_401_413_and_its_own_statuses(server: str) -> N
 
     for (method, path), operation in operations.items():
         if path.startswith("/v1/"):
-            for status in ("401", "413"):
+            for status in ("401", "413", "503"):
                 content = operation["responses"][status]["content"]["application/json"]
                 assert content["schema"] == ERROR_SCHEMA, f"{method} {path} {status}"
+            # Every /v1 route checks its key against the database.
+            retry_after = operation["responses"]["503"]["headers"]["Retry-After"]
+            assert retry_after["schema"] == {"type": "integer"}, f"{method} {path}"
 
-    assert set(operations["POST", "/v1/jobs"]["responses"]) == {"202", "401", "413", "422", "429"}
+    assert set(operations["POST", "/v1/jobs"]["responses"]) == {
+        *("202", "401", "413", "422", "429", "503", "507")
+    }
+    assert set(operations["POST", "/v1/datasets"]["responses"]) == {
+        *("201", "401", "413", "422", "503", "507")
+    }
     assert set(operations["GET", "/v1/jobs/{job_id}"]["responses"]) == {
-        "200",
-        "401",
-        "404",
-        "413",
-        "422",
+        *("200", "401", "404", "413", "422", "503")
     }
     assert set(operations["POST", "/v1/jobs/{job_id}/cancel"]["responses"]) >= {"200", "404", "409"}
     assert (

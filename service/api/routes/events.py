@@ -10,7 +10,7 @@ from service import jobs
 from service.api.deps import Caller, ReadSession, SettingsDep
 from service.api.errors import responses
 from service.api.streams import JobStream
-from service.schemas import EpochMetricOut, StatusEventOut
+from service.schemas import EpochMetricOut, ErrorOut, StatusEventOut
 from service.specs import MAX_EPOCHS
 
 router = APIRouter(prefix="/v1/jobs", tags=["events"])
@@ -22,7 +22,10 @@ STREAM_DESCRIPTION = """Server-Sent Events, ending after the job's final state:
 
 - `event: status`, data a StatusEventOut: the job's state on connect, then at every change;
 - `event: epoch`, `id: <epoch>`, data an EpochMetric: every stored epoch once, in order;
-- `: keep-alive` comments while nothing happens."""
+- `: keep-alive` comments while nothing happens;
+- `event: error`, data an ErrorOut, with `retry: <ms>`: the database failed; the stream ends
+  here, and a reconnect after `retry` ms with Last-Event-ID resumes it (503 with Retry-After
+  until the database is back)."""
 
 
 def _inlined(model: type[BaseModel]) -> dict[str, Any]:
@@ -64,6 +67,7 @@ EVENT_SCHEMA = {
     "oneOf": [
         _event("status", StatusEventOut),
         _event("epoch", EpochMetricOut, id={"type": "string", "pattern": EVENT_ID_PATTERN}),
+        _event("error", ErrorOut, retry={"type": "integer", "minimum": 0}),
     ]
 }
 

@@ -2,10 +2,11 @@
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import SQLAlchemyError
 
 from service import migrations
 from service.api.errors import error_response, responses
+from service.db import DATABASE_FAULTS, database_fault
+from service.errors import DatabaseUnavailable
 from service.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
@@ -20,15 +21,17 @@ def healthz() -> HealthOut:
 @router.get("/readyz", response_model=HealthOut, responses={503: responses(503)[503]})
 def readyz(request: Request) -> HealthOut | JSONResponse:
     """The database answers and its schema is at the newest migration."""
+    retry = {"Retry-After": str(DatabaseUnavailable.retry_after)}
     try:
         current = migrations.current_revision(request.app.state.engine)
-    except SQLAlchemyError as error:
-        return error_response(
-            503, "NotReady", f"the database is unreachable: {type(error).__name__}"
-        )
+    except DATABASE_FAULTS as error:
+        return error_response(503, "NotReady", database_fault(error).message, retry)
     head = request.app.state.schema_head
     if current != head:
         return error_response(
-            503, "NotReady", f"schema is at {current}, expected {head}: run `service migrate`"
+            503,
+            "NotReady",
+            f"schema is at {current}, expected {head}: run `service migrate`",
+            retry,
         )
     return HealthOut(status="ok", detail={"schema": current})
