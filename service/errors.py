@@ -9,6 +9,8 @@ class ServiceError(Exception):
     """Root of every error the service reports on purpose."""
 
     status_code = 500
+    # Seconds after which the same request may succeed; sent as Retry-After.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, status_code: int | None = None) -> None:
         super().__init__(message)
@@ -73,6 +75,19 @@ class TooManyJobs(ServiceError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceError):
+    """The database cannot be reached, or did not answer in time: not the request's fault."""
+
+    status_code = 503
+    retry_after = 5
+
+
+class StorageFull(ServiceError):
+    """The database or its disk is full: nothing more can be stored until space is freed."""
+
+    status_code = 507
 
 
 class TrainingFailed(ServiceError):

@@ -159,7 +159,9 @@ class Pow(Strict):
     """x ** exponent, elementwise: seed 004's w*x**2 + b is [Pow(2), Linear(1, 1)]."""
 
     type: Literal["Pow"]
-    exponent: float
+    # Bounded so an integral exponent fits torch's int64 power; x**100 already overflows
+    # float32 for |x| > 2.4.
+    exponent: float = Field(ge=-100, le=100)
 
 
 LayerSpec = Annotated[

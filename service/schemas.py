@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.specs import DatasetSpec, JobSpec
+from service.specs import MAX_EPOCHS, DatasetSpec, JobSpec
 from service.statuses import JobStatus
 from service.training.hooks import EpochResult
 
@@ -85,7 +85,10 @@ class HealthOut(BaseModel):
 
 # --- inference ----------------------------------------------------------------------------------
 
-CheckpointRefIn = Literal["best", "final", "latest"] | Annotated[int, Field(ge=1)]
+CheckpointRefIn = Literal["best", "final", "latest"] | Annotated[int, Field(ge=1, le=MAX_EPOCHS)]
+# The same in a path or query: a name, or an epoch number of at most 7 digits (MAX_EPOCHS), so
+# every string that matches is a ref the service looks up, and no number overflows a column.
+CHECKPOINT_REF_PATTERN = r"^(best|final|latest|[1-9][0-9]{0,6})$"
 
 
 class CheckpointUsed(BaseModel):

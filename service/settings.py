@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     # Requests that may hold a database session at once in the api, and threads it runs blocking
     # work on; its connection pool has 10 more connections than this (see api/deps.py).
     api_threads: int = Field(default=40, ge=1, le=1000)
+    # How long an api request waits for a database connection (a free one in the pool, or a
+    # new one to PostgreSQL) before it answers 503 DatabaseUnavailable.
+    database_timeout_seconds: float = Field(default=5.0, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads per worker for torch; 0 leaves torch's default (all cores). `service up` gives
     # each of its workers an equal share of the cores instead, so they do not oversubscribe them.

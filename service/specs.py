@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from service.layers import NetworkSpec
-from service.spec_types import PositiveInt, Strict, Task
+from service.spec_types import PositiveInt, Seed, Strict, Task
 from service.training.shapes import DataShape
+
+MAX_EPOCHS = 1_000_000
 
 # --- datasets -----------------------------------------------------------------------------------
 
@@ -26,7 +28,7 @@ class SpiralData(Strict):
     points_per_class: int = Field(default=1000, ge=1)
     noise: float = Field(default=0.2, ge=0)
     # None: draw from the job's seeded stream, as the tutorial does.
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 class SumBinsData(Strict):
@@ -37,7 +39,7 @@ class SumBinsData(Strict):
     features: int = Field(default=784, ge=1)
     # The tutorial's edges: sum < -10 is class 0, ..., sum >= 30 is class 9.
     edges: list[float] = Field(default=[-10, -5, 0, 5, 10, 15, 20, 25, 30], min_length=1)
-    seed: int | None = None
+    seed: Seed | None = None
 
     @model_validator(mode="after")
     def _edges_increase(self) -> "SumBinsData":
@@ -52,7 +54,7 @@ class QuadraticData(Strict):
     kind: Literal["quadratic"]
     samples: int = Field(default=100, ge=2)
     noise: float = Field(default=0.2, ge=0)
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 class InlineData(Strict):
@@ -196,11 +198,11 @@ class JobSpec(Strict):
     dataset: DatasetSpec
     model: NetworkSpec
     optimizer: OptimizerSpec
-    epochs: int = Field(ge=1, le=1_000_000)
+    epochs: int = Field(ge=1, le=MAX_EPOCHS)
     # None: the whole dataset in every step, in its own order (the tutorials' full batch).
     batch_size: PositiveInt | None = None
     # None: the service picks one at submission and writes it into the stored spec.
-    seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    seed: Seed | None = None
     # None: classification for class-labelled data, regression for values.
     task: Task | None = None
     # None: cross_entropy for classification, mse for regression.

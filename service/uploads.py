@@ -52,7 +52,15 @@ def _parse_csv(content: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidUpload(
             f"the file is neither UTF-8 text nor a zip archive; {EXPECTED}"
         ) from exc
-    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    # newline="": the csv module reads line breaks itself, so a bare CR (old Mac files, or one
+    # inside a field) is a line break or part of a quoted cell, not an error.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as exc:  # e.g. a cell longer than csv.field_size_limit()
+        raise InvalidUpload(
+            f"line {reader.line_num} of the CSV cannot be read ({exc}); expected {CSV_EXPECTED}"
+        ) from exc
     if not rows:
         raise InvalidUpload(f"the file is empty; {EXPECTED}")
     header = [name.strip() for name in rows[0]]

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.settings import Settings
@@ -35,9 +36,11 @@ def wait_until_ready(url: str, *, timeout: float = 60.0) -> None:
 
 
 @contextmanager
-def serve_in_thread(settings: Settings) -> Iterator[str]:
+def serve_in_thread(settings: Settings, *, app: FastAPI | None = None) -> Iterator[str]:
+    """The api for these settings (or `app`, built from them) on a free port; yields its URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    app = app or create_app(settings)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

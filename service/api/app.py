@@ -38,7 +38,11 @@ Every /v1 route needs `Authorization: Bearer <key>`. Errors are
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(settings.database_url, pool_size=settings.api_threads)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.api_threads,
+        timeout_seconds=settings.database_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -21,7 +21,8 @@ import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import repository
-from service.db import transaction
+from service.db import DATABASE_FAULTS, database_fault, transaction
+from service.errors import ServiceError
 from service.schemas import EpochMetricOut
 from service.statuses import JobStatus
 from service.tables import EpochMetric, Job
@@ -86,7 +87,15 @@ class JobUpdate:
 class Subscription:
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        self.updates: asyncio.Queue[JobUpdate] = asyncio.Queue(maxsize=QUEUED_UPDATES)
+        # A ServiceError last of all: the database failed, and the stream should end with it.
+        self.updates: asyncio.Queue[JobUpdate | ServiceError] = asyncio.Queue(
+            maxsize=QUEUED_UPDATES
+        )
+
+    def fail(self, fault: ServiceError) -> None:
+        while not self.updates.empty():
+            self.updates.get_nowait()
+        self.updates.put_nowait(fault)
 
     def push(self, update: JobUpdate) -> None:
         if self.updates.full():
@@ -138,9 +147,20 @@ class EventHub:
         while self.subscriptions:
             try:
                 await self.tick()
+            except DATABASE_FAULTS as error:
+                # Every stream tells its client to come back later (the SSE retry field), and
+                # closes: a reconnect is answered 503 until the database is back.
+                fault = database_fault(error)
+                log.warning("event poller: %s; ending %d streams", fault.message, self.streams())
+                for watchers in list(self.subscriptions.values()):
+                    for subscription in list(watchers):
+                        subscription.fail(fault)
             except Exception:
                 log.exception("event poller: reading job updates failed; trying again")
             await asyncio.sleep(self.poll_seconds)
+
+    def streams(self) -> int:
+        return sum(len(watchers) for watchers in self.subscriptions.values())
 
     async def tick(self) -> None:
         """Read every watched job's row and new epochs, and hand each stream its update."""

@@ -9,6 +9,10 @@
 
     : keep-alive             when nothing happened for SERVICE_EVENTS_KEEPALIVE_SECONDS
 
+    retry: 5000              the database failed: the last event; reconnect after 5 s with
+    event: error             Last-Event-ID (answered 503 with Retry-After until it is back)
+    data: {"error": "DatabaseUnavailable", "detail": "..."}
+
 The stream ends after the status event of a final state. Updates come from the process's
 EventHub; whenever one shows the job ahead of what this stream has sent (the stream connected
 between two ticks, or fell behind and had updates dropped), the missing epochs are read from
@@ -23,8 +27,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import repository
 from service.api.event_hub import Epoch, EventHub, JobSnapshot, JobUpdate
-from service.db import transaction
-from service.schemas import StatusEventOut
+from service.db import DATABASE_FAULTS, database_fault, transaction
+from service.errors import ServiceError
+from service.schemas import ErrorOut, StatusEventOut
 from service.statuses import FINAL_STATUSES, JobStatus
 
 # Epochs read from the database per query while catching up.
@@ -35,6 +40,14 @@ RETRY_MS = 2000
 
 def epoch_event(epoch: Epoch) -> str:
     return f"event: epoch\nid: {epoch.epoch}\ndata: {epoch.json}\n\n"
+
+
+def error_event(error: ServiceError) -> str:
+    """The last event of a stream the database failed: come back in `retry` ms, with
+    Last-Event-ID, and the stream resumes where it stopped."""
+    retry_ms = (error.retry_after or 0) * 1000 or RETRY_MS
+    body = ErrorOut(error=type(error).__name__, detail=error.message)
+    return f"retry: {retry_ms}\nevent: error\ndata: {body.model_dump_json()}\n\n"
 
 
 def status_event(job: JobSnapshot, *, status: JobStatus | None = None) -> str:
@@ -72,8 +85,10 @@ class JobStream:
         subscription = self.hub.subscribe(self.job_id)
         try:
             yield f"retry: {RETRY_MS}\n\n"
-            update = JobUpdate(job=await anyio.to_thread.run_sync(self._snapshot), epochs=())
-            while True:
+            update: JobUpdate | ServiceError = JobUpdate(
+                job=await anyio.to_thread.run_sync(self._snapshot), epochs=()
+            )
+            while isinstance(update, JobUpdate):
                 async for event in self._apply(update):
                     yield event
                 if update.job is None or self.status in FINAL_STATUSES:
@@ -86,6 +101,9 @@ class JobStream:
                         break
                     except TimeoutError:
                         yield ": keep-alive\n\n"
+            yield error_event(update)
+        except DATABASE_FAULTS as error:
+            yield error_event(database_fault(error))
         finally:
             self.hub.unsubscribe(subscription)
 

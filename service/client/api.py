@@ -14,6 +14,15 @@ class ClientError(Exception):
     """The server refused a request, or could not be reached; the message says which and why."""
 
 
+class Unavailable(ClientError):
+    """The server's database is unavailable for now (503): the same request may succeed after
+    `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Api:
     def __init__(self, *, url: str, key: str) -> None:
         self.url = url.rstrip("/")
@@ -55,6 +64,10 @@ def check(response: httpx.Response) -> None:
         reason = f"{body['error']}: {body['detail']}"
     except (ValueError, KeyError, TypeError):
         reason = response.text[:500] or response.reason_phrase
-    raise ClientError(
+    message = (
         f"{response.request.method} {response.request.url.path} -> {response.status_code} {reason}"
     )
+    retry_after = response.headers.get("retry-after", "")
+    if response.status_code == 503 and retry_after.isdigit():
+        raise Unavailable(message, retry_after=float(retry_after))
+    raise ClientError(message)

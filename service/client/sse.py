@@ -9,12 +9,15 @@ from typing import Any
 
 import httpx
 
-from service.client.api import Api, ClientError
+from service.client.api import Api, ClientError, Unavailable
 from service.statuses import FINAL_STATUSES
 
 # Reconnects in a row without an event in between before giving up.
 RECONNECTS = 5
 RECONNECT_PAUSE_SECONDS = 1.0
+# How long to keep coming back while the server says its database is unavailable (a restart
+# or a failover takes seconds to a minute or two).
+UNAVAILABLE_PATIENCE_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class ServerEvent:
     event: str
     id: str | None
     data: Any
+    retry: int | None = None  # milliseconds, when the event carries a retry field
 
 
 def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
@@ -31,10 +35,12 @@ def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
     for line in lines:
         if line == "":
             if data:
+                retry = fields.get("retry", "")
                 yield ServerEvent(
                     event=fields.get("event", "message"),
                     id=fields.get("id"),
                     data=json.loads("\n".join(data)),
+                    retry=int(retry) if retry.isdigit() else None,
                 )
             fields, data = {}, []
         elif not line.startswith(":"):
@@ -47,21 +53,36 @@ def parse(lines: Iterable[str]) -> Iterator[ServerEvent]:
 
 
 def follow(api: Api, job_id: str) -> Iterator[ServerEvent]:
-    """Every event of the job until its final status event."""
+    """Every event of the job until its final status event. While the server's database is
+    unavailable (a 503, or the stream's `error` event) it waits as told and reconnects, for up
+    to UNAVAILABLE_PATIENCE_SECONDS."""
     last_id: str | None = None
     failures = 0
+    unavailable_since: float | None = None
     while True:
         headers = {"Last-Event-ID": last_id} if last_id is not None else {}
         try:
             with api.stream(f"/v1/jobs/{job_id}/events", headers=headers) as response:
                 for event in parse(response.iter_lines()):
-                    failures = 0
+                    if event.event == "error":
+                        raise Unavailable(
+                            f"{event.data['error']}: {event.data['detail']}",
+                            retry_after=(event.retry or 0) / 1000 or RECONNECT_PAUSE_SECONDS,
+                        )
+                    failures, unavailable_since = 0, None
                     if event.id is not None:
                         last_id = event.id
                     yield event
                     if event.event == "status" and event.data["status"] in FINAL_STATUSES:
                         return
             reason = "the server closed it before the job finished"
+        except Unavailable as error:
+            now = time.monotonic()
+            unavailable_since = unavailable_since or now
+            if now - unavailable_since > UNAVAILABLE_PATIENCE_SECONDS:
+                raise ClientError(f"lost the event stream of job {job_id}: {error}") from error
+            time.sleep(error.retry_after)
+            continue
         except httpx.TransportError as error:
             reason = str(error) or type(error).__name__
         failures += 1

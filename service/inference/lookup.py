@@ -4,6 +4,7 @@ Resolving reads metadata only (job row, checkpoint epoch and sha256); weight blo
 only when a network has to be loaded (see loading.py).
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -12,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from service import jobs, repository
 from service.errors import Conflict, InvalidInput, NotFound
-from service.specs import JobSpec
+from service.schemas import CHECKPOINT_REF_PATTERN
+from service.specs import MAX_EPOCHS, JobSpec
 from service.statuses import FINAL_STATUSES, JobStatus
 from service.tables import Checkpoint
 
@@ -47,13 +49,10 @@ def parse_ref(value: object) -> CheckpointRef | None:
     """`best`, `final`, `latest`, an epoch number (int or digits), or None for the default."""
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_EPOCHS:
         return value
-    if isinstance(value, str):
-        if value in NAMED_REFS:
-            return value  # type: ignore[return-value]
-        if value.isdigit() and int(value) >= 1:
-            return int(value)
+    if isinstance(value, str) and re.fullmatch(CHECKPOINT_REF_PATTERN, value):
+        return value if value in NAMED_REFS else int(value)  # type: ignore[return-value]
     raise InvalidInput(f"checkpoint {value!r} is not a checkpoint; {REF_HELP}")
 
 

@@ -109,7 +109,7 @@ def trace_network(
             with torch.device("meta"):
                 module = build_layer(layer)
             x = module(x)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        except (RuntimeError, ValueError, TypeError, IndexError, OverflowError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise _fail(
                 index=index,

@@ -166,9 +166,12 @@ function setStatus(job) {
   $("#job-stop-reason").hidden = !reason;
 }
 
-// Server-Sent Events over fetch(): parsed by hand, resumed with Last-Event-ID after a drop.
+// Server-Sent Events over fetch(): parsed by hand, resumed with Last-Event-ID after a drop,
+// after the stream's retry field (longer when it ends on an `error` event: the database is
+// unavailable, and reconnects are answered 503 until it is back).
 async function followEvents(jobId, signal, onEvent) {
   let lastId = null;
+  let retryMs = 2000;
   while (!signal.aborted) {
     const headers = lastId === null ? {} : { "Last-Event-ID": lastId };
     let finished = false;
@@ -193,8 +196,9 @@ async function followEvents(jobId, signal, onEvent) {
             if (field === "event") event.name = value;
             else if (field === "id") event.id = value;
             else if (field === "data") event.data.push(value);
+            else if (field === "retry" && /^[0-9]+$/.test(value)) retryMs = Number(value);
           }
-          if (event.data.length === 0) continue;
+          if (event.data.length === 0 || event.name === "error") continue;
           if (event.id !== null) lastId = event.id;
           const data = JSON.parse(event.data.join("\n"));
           onEvent(event.name, data);
@@ -205,7 +209,7 @@ async function followEvents(jobId, signal, onEvent) {
       if (signal.aborted || (error.status && error.status < 500)) return;
     }
     if (finished) return;
-    await sleep(2000);
+    await sleep(retryMs);
   }
 }
 

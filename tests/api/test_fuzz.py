@@ -1,51 +1,61 @@
-"""schemathesis against the service's own OpenAPI document, with a fixed example budget:
-no 5xx, no undocumented status, responses match their schemas, and the key is enforced."""
+"""schemathesis against the service's own OpenAPI document: every phase (examples, coverage,
+fuzzing, stateful) and every check, as `st run` does it, with the per-operation rules in
+schemathesis.toml. What it found before is pinned by tests/api/test_contract.py."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    ignored_auth,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
+from sqlalchemy.orm import Session, sessionmaker
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    ignored_auth,
-]
-EXAMPLES_PER_OPERATION = 30
+from tests.conftest import create_api_key
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+# Per operation and phase; the whole run takes about a minute on two shared cores.
+EXAMPLES_PER_OPERATION = 25
+SEED = 1
 
 
-@pytest.fixture
-def api_schema(server: str, backend: str) -> schemathesis.BaseSchema:
+def test_api_holds_its_contract_in_every_phase_under_every_check(
+    server: str, backend: str, sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
     if backend != "sqlite":
         pytest.skip("fuzzed once, on SQLite: the routes are the same on PostgreSQL")
-    return schemathesis.openapi.from_url(f"{server}/openapi.json")
-
-
-schema = schemathesis.pytest.from_fixture("api_schema")
-
-
-@schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=list(HealthCheck),
-)
-def test_api_holds_its_contract_under_generated_requests(
-    case: schemathesis.Case, api_key: str
-) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {api_key}"}, checks=CHECKS)
+    peers = {name: create_api_key(sessions, name=name) for name in ("alice", "bob")}
+    wfc = tmp_path / "wfc-auth.json"
+    wfc.write_text(
+        json.dumps(
+            {
+                "auth": [
+                    {
+                        "name": name,
+                        "fixedHeaders": [{"name": "Authorization", "value": f"Bearer {key}"}],
+                    }
+                    for name, key in peers.items()
+                ]
+            }
+        )
+    )
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--no-color",
+        f"--config-file={CONFIG}",
+        "run",
+        f"{server}/openapi.json",
+        "--phases=examples,coverage,fuzzing,stateful",
+        "--checks=all",
+        f"--max-examples={EXAMPLES_PER_OPERATION}",
+        f"--seed={SEED}",
+        "--workers=1",
+    ]
+    # In tmp_path: the run leaves Hypothesis' example database where it runs.
+    env = {**os.environ, "FUZZ_WFC_AUTH": str(wfc)}
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
 
 
 def test_the_document_declares_bearer_auth_on_every_v1_route(server: str) -> None:

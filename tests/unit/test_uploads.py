@@ -81,6 +81,13 @@ def test_npz_with_several_regression_outputs() -> None:
         ),
         ("data.csv", b"a,target\n1,0\nnan,1\n", "line 3, column 'a' of the CSV holds 'nan'"),
         ("data.csv", b"a,target\n1,0\n2\n", "line 3 of the CSV has 1 cells but the header has 2"),
+        # A bare CR inside an unquoted field ends the line there (it escaped as csv.Error).
+        ("data.csv", b"a,target\n1\r2,0\n", "line 2 of the CSV has 1 cells but the header has 2"),
+        (
+            "data.csv",
+            b"a,target\n" + b"1" * 200_000 + b",0\n",
+            "line 2 of the CSV cannot be read (field larger than field limit",
+        ),
         ("data.csv", b"a,target\n", "has a header but no data rows"),
         ("data.csv", b"target\n1\n", "no features"),
         ("data.csv", b"", "is empty"),
@@ -107,3 +114,9 @@ def test_negative_or_fractional_targets_are_regression() -> None:
     x = np.zeros((3, 2), dtype=np.float32)
     assert upload_shape(x, np.array([-1, 0, 1])).task == "regression"
     assert upload_shape(x, np.array([0.5, 0.0, 1.0])).task == "regression"
+
+
+def test_a_csv_with_bare_cr_line_endings_is_read() -> None:
+    x, y = parse_upload(filename="old-mac.csv", content=b"a,target\r1.5,0\r2.5,1\r")
+    np.testing.assert_array_equal(x, np.array([[1.5], [2.5]], dtype=np.float32))
+    np.testing.assert_array_equal(y, np.array([0, 1]))

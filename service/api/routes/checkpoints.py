@@ -1,6 +1,8 @@
 """/v1/jobs/{id}/checkpoints: list a job's checkpoints, download one as safetensors."""
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from service import job_reads
@@ -8,7 +10,7 @@ from service.api.deps import Caller, ReadSession
 from service.api.errors import responses
 from service.api.views import checkpoints_out
 from service.inference.lookup import parse_ref, resolve_checkpoint
-from service.schemas import CheckpointOut
+from service.schemas import CHECKPOINT_REF_PATTERN, CheckpointOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
 
@@ -34,7 +36,13 @@ def list_checkpoints(job_id: str, caller: Caller, session: ReadSession) -> list[
         },
     },
 )
-def download_checkpoint(job_id: str, ref: str, caller: Caller, session: ReadSession) -> Response:
+def download_checkpoint(
+    job_id: str,
+    # Documented, and checked by parse_ref, whose 422 says what a ref can be.
+    ref: Annotated[str, Path(json_schema_extra={"pattern": CHECKPOINT_REF_PATTERN})],
+    caller: Caller,
+    session: ReadSession,
+) -> Response:
     """`ref`: best, final, latest or an epoch number."""
     target, row = resolve_checkpoint(
         session, job_id=job_id, owner_id=caller.id, ref=parse_ref(ref), with_blobs=True

@@ -11,7 +11,7 @@ from service.schemas import DatasetOut
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, response_model=DatasetOut, responses=responses(422))
+@router.post("", status_code=201, response_model=DatasetOut, responses=responses(422, 507))
 def upload_dataset(file: UploadFile, caller: Caller, session: WriteSession) -> DatasetOut:
     """Multipart field `file`: a CSV with a header row and a `target` column, or an NPZ with
     arrays `x` (samples first) and `y`."""

@@ -16,7 +16,7 @@ from service.statuses import JobStatus
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=responses(422, 429))
+@router.post("", status_code=202, response_model=JobOut, responses=responses(422, 429, 507))
 def submit_job(
     spec: JobSpec,
     caller: Caller,
@@ -56,7 +56,7 @@ def get_job(job_id: str, caller: Caller, session: ReadSession) -> JobOut:
     return job_out(job_reads.job(session, job_id=job_id, owner_id=caller.id))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses=responses(404, 409))
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=responses(404, 409, 507))
 def cancel_job(job_id: str, caller: Caller, session: WriteSession) -> JobOut:
     """Cancel a queued job now; a running one stops at its next epoch, keeping its checkpoints."""
     job = jobs.cancel(session, job_id=job_id, owner_id=caller.id)

@@ -9,6 +9,7 @@ from service.api.deps import Caller, PlotterDep
 from service.api.errors import responses
 from service.inference.lookup import parse_ref
 from service.plots.plotter import JobPlot, Plot
+from service.schemas import CHECKPOINT_REF_PATTERN
 from service.specs import DatasetSpec
 
 router = APIRouter(tags=["plots"])
@@ -60,7 +61,8 @@ async def job_plot(
     checkpoint: Annotated[
         str | None,
         Query(
-            max_length=20,
+            # Documented, and checked by parse_ref, whose 422 says what a ref can be.
+            json_schema_extra={"pattern": CHECKPOINT_REF_PATTERN},
             description="decision_boundary and fit: best, final, latest or an epoch; "
             "default best, else latest",
         ),

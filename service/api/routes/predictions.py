@@ -14,7 +14,12 @@ from service.api.telemetry import Telemetry
 from service.inference.decoding import JSON, NPY, QUERY_FIELDS
 from service.inference.evaluation import evaluate_job
 from service.inference.predictor import Predictor
-from service.schemas import EvaluateIn, EvaluateOut, PredictIn, PredictOut
+from service.schemas import (
+    EvaluateIn,
+    EvaluateOut,
+    PredictIn,
+    PredictOut,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["predictions"])
 
