@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, repository
+from service import datasets, repository, wakeup
 from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
 from service.ids import new_id
 from service.settings import Settings
@@ -56,7 +56,7 @@ def transition(
         values.setdefault("finished_at", now())
     if from_status == "running":
         values.update(lease_owner=None, lease_expires_at=None)
-    return repository.set_job_status(
+    moved = repository.set_job_status(
         session,
         job_id=job_id,
         from_status=from_status,
@@ -64,6 +64,9 @@ def transition(
         status=to_status,
         **values,
     )
+    if moved and to_status == "queued":
+        wakeup.job_queued(session)
+    return moved
 
 
 # --- the api's side -----------------------------------------------------------------------------
@@ -128,6 +131,7 @@ def submit(
         if existing is None:
             raise
         return _same_request(existing, fingerprint)
+    wakeup.job_queued(session)
     log.info("job %s queued: %s, %d parameters", job.id, job.name or "(unnamed)", job.parameters)
     return job
 
