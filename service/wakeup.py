@@ -24,6 +24,7 @@ import logging
 import os
 import secrets
 import selectors
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -45,6 +46,7 @@ _QUEUED = "wakeup.job_queued"
 # PostgreSQL: give up connecting after this long, and notice a silently dead LISTEN connection
 # (no FIN, no RST: a cable pulled) within about a minute rather than the kernel's two hours.
 CONNECT_TIMEOUT_SECONDS = 5
+RECONNECT_SECONDS = 1.0
 KEEPALIVE_IDLE_SECONDS = 30
 
 
@@ -99,13 +101,20 @@ class Listener:
 
     def wait(self, timeout: float) -> bool:
         """True if woken by a ring or an interrupt, False if the timeout passed first."""
-        ready = self._selector.select(timeout)
-        for key, _ in ready:
-            if key.fd == self._interrupts:
-                _drain(self._interrupts)
-            else:
-                self._heard(key.fd)
-        return bool(ready)
+        deadline = time.monotonic() + timeout
+        while (ready := self._selector.select(max(0.0, deadline - time.monotonic()))) != []:
+            woken = False
+            for key, _ in ready:
+                if key.fd == self._interrupts:
+                    _drain(self._interrupts)
+                    woken = True
+                else:
+                    woken = self._heard(key.fd) or woken
+            if woken:
+                return True
+            if self._deaf():
+                return False
+        return False
 
     def interrupt(self) -> None:
         """End the current or next `wait` now; safe from a signal handler or another thread."""
@@ -118,8 +127,13 @@ class Listener:
         os.close(self._interrupts)
         os.close(self._interrupter)
 
-    def _heard(self, fd: int) -> None:
+    def _heard(self, fd: int) -> bool:
+        """Read what made `fd` ready; True if it was a ring."""
         raise NotImplementedError
+
+    def _deaf(self) -> bool:
+        """Whether it lost what rings arrive on (and `wait` should return to fix that)."""
+        return False
 
     def __enter__(self) -> "Listener":
         return self
@@ -198,8 +212,9 @@ class PipeListener(Listener):
         pending.rename(self.path)
         self._selector.register(self._reader, selectors.EVENT_READ)
 
-    def _heard(self, fd: int) -> None:
+    def _heard(self, fd: int) -> bool:
         _drain(fd)
+        return True
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -228,12 +243,22 @@ class PostgresListener(Listener):
         self.conninfo = conninfo
         self._connection: psycopg.Connection | None = None
         self._socket = -1
+        self._outage = False  # told the log that connecting fails; once is enough
         self._connect()
 
     def wait(self, timeout: float) -> bool:
-        if self._connection is None and self._connect():
-            return True  # rings sent while it was deaf were lost: look at the queue now
-        return super().wait(timeout)
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._connection is None:
+                if self._connect():
+                    return True  # rings sent while it was deaf were lost, and it is up: look now
+                remaining = min(remaining, RECONNECT_SECONDS)
+            if super().wait(remaining):
+                return True
+        return False
+
+    def _deaf(self) -> bool:
+        return self._connection is None
 
     def _connect(self) -> bool:
         try:
@@ -250,24 +275,31 @@ class PostgresListener(Listener):
             # On this module's own driver connection, outside SQLAlchemy: not repository's.
             connection.execute(f"LISTEN {CHANNEL}")
         except psycopg.Error as error:
-            log.warning("cannot LISTEN for queued jobs (%s); polling until it can", error)
+            if not self._outage:
+                log.warning("cannot LISTEN for queued jobs (%s); polling until it can", error)
+            self._outage = True
             return False
+        self._outage = False
         self._connection = connection
         self._socket = connection.fileno()
         self._selector.register(self._socket, selectors.EVENT_READ)
         log.info("listening for queued jobs on PostgreSQL channel %s", CHANNEL)
         return True
 
-    def _heard(self, fd: int) -> None:
+    def _heard(self, fd: int) -> bool:
         assert self._connection is not None
         pgconn = self._connection.pgconn
+        rung = False
         try:
             pgconn.consume_input()
             while pgconn.notifies() is not None:
-                pass
+                rung = True
         except psycopg.OperationalError as error:
+            # Not a ring: the database may be restarting, and a claim now would fail. The wait
+            # tries to listen again every RECONNECT_SECONDS until its timeout (the next poll).
             log.warning("lost the LISTEN connection (%s); polling until it reconnects", error)
             self._disconnect()
+        return rung
 
     def _disconnect(self) -> None:
         assert self._connection is not None
