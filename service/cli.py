@@ -106,14 +106,19 @@ def api(settings: Settings) -> int:
 
 
 def run_worker(settings: Settings, *, once: bool) -> int:
+    from service import wakeup
     from service.worker.loop import Worker
 
     engine = make_engine(settings.database_url)
-    worker = Worker(settings=settings, sessions=make_session_factory(engine))
+    sessions = make_session_factory(engine)
+    doorbell = wakeup.open_doorbell(settings)
+    # Jobs this worker hands back or requeues wake the other workers.
+    wakeup.ring_on_commit(sessions, doorbell)
+    worker = Worker(settings=settings, sessions=sessions, doorbell=doorbell)
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("worker got %s: finishing the current epoch", signal.Signals(signum).name)
-        worker.shutdown.set()
+        worker.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, repository
+from service import datasets, repository, wakeup
 from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
 from service.ids import new_id
 from service.settings import Settings
@@ -97,7 +97,7 @@ def transition(
         raise ValueError(f"a stop_reason ends a job; {to_status} is not an end")
     if attempt is not None and (from_status, to_status) != (JobStatus.RUNNING, JobStatus.QUEUED):
         raise ValueError("only a requeue starts a new attempt")
-    return repository.set_job_status(
+    moved = repository.set_job_status(
         session,
         job_id=job_id,
         from_status=from_status,
@@ -109,6 +109,9 @@ def transition(
         stop_reason=stop_reason,
         attempt=attempt,
     )
+    if moved and to_status == JobStatus.QUEUED:
+        wakeup.job_queued(session)
+    return moved
 
 
 # --- the api's side -----------------------------------------------------------------------------
@@ -173,6 +176,7 @@ def submit(
         if existing is None:
             raise
         return _same_request(existing, fingerprint)
+    wakeup.job_queued(session)
     log.info("job %s queued: %s, %d parameters", job.id, job.name or "(unnamed)", job.parameters)
     return job
 

@@ -7,7 +7,7 @@ claimed the job, and change nothing (returning False) once that lease has been l
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tuple_, update
 from sqlalchemy.orm import Session, aliased, defer, load_only
 
 from service.statuses import ACTIVE_STATUSES, JobStatus
@@ -111,6 +111,12 @@ def claim_next_job(
         .execution_options(synchronize_session=False)
     )
     return session.scalars(statement).one_or_none()
+
+
+def notify(session: Session, *, channel: str) -> None:
+    """PostgreSQL NOTIFY in the caller's transaction: delivered when it commits, never if it
+    rolls back."""
+    session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
 def expired_running_jobs(session: Session, *, now: datetime) -> Sequence[Job]:

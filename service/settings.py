@@ -30,8 +30,11 @@ class Settings(BaseSettings):
     # A worker renews its lease every lease_seconds / 3; a job whose lease lapses is requeued.
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
-    # How long an idle worker sleeps between polls of the queue.
-    poll_seconds: float = Field(default=0.5, gt=0)
+    # How long an idle worker waits between polls of the queue. A queued job wakes it at once
+    # (service/wakeup.py), so the poll is the fallback for a lost wake-up, and what requeues the
+    # job of a worker that died (its lease lapsed); each poll is a write transaction, so idle
+    # workers cost nothing measurable only when it is seconds, not fractions.
+    poll_seconds: float = Field(default=5.0, gt=0)
 
     # Limits, each refused with a 4xx that names the setting.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)

@@ -9,7 +9,7 @@ import anyio.to_thread
 import torch
 from fastapi import FastAPI
 
-from service import keys, migrations
+from service import keys, migrations, wakeup
 from service.api.errors import install_error_handlers
 from service.api.event_hub import EventHub
 from service.api.limits import BodySizeLimit
@@ -69,6 +69,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_session_factory(engine)
+    # A commit that queues a job wakes the idle workers (service/wakeup.py).
+    wakeup.ring_on_commit(app.state.sessions, wakeup.open_doorbell(settings))
     app.state.schema_head = migrations.head_revision()
     app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
     app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)

@@ -19,15 +19,25 @@ from service.statuses import JobStatus
 from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import train
+from service.wakeup import Doorbell, Listener
 from service.worker.hooks import DatabaseHooks
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        doorbell: Doorbell | None = None,
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
+        # Wakes run_forever between polls when a job is queued; without one it only polls.
+        self.doorbell = doorbell or Doorbell()
+        self._listener: Listener | None = None
         self.device = pick_device(settings.device)
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
@@ -36,11 +46,22 @@ class Worker:
         self.shutdown = threading.Event()
 
     def run_forever(self) -> None:
-        log.info("worker %s polling for jobs on %s", self.name, self.device)
-        while not self.shutdown.is_set():
-            if not self.run_once():
-                self.shutdown.wait(self.settings.poll_seconds)
+        # Listening before the first claim: a job queued after a claim found none still wakes the
+        # wait that follows.
+        with self.doorbell.listen() as self._listener:
+            log.info("worker %s polling for jobs on %s", self.name, self.device)
+            while not self.shutdown.is_set():
+                if not self.run_once():
+                    self._listener.wait(self.settings.poll_seconds)
+        self._listener = None
         log.info("worker %s stopped", self.name)
+
+    def stop(self) -> None:
+        """Ask run_forever to return: at once when idle, else after the current epoch (its job
+        goes back to the queue). Safe from a signal handler."""
+        self.shutdown.set()
+        if self._listener is not None:
+            self._listener.interrupt()
 
     def run_once(self) -> bool:
         """Claim and run one job; False if the queue was empty."""
