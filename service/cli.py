@@ -4,25 +4,43 @@
 import argparse
 import logging
 import os
+import shutil
 import signal
-import subprocess
+import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from types import FrameType
 
 from service.client import commands as client_commands
 from service.db import make_engine, make_session_factory, transaction
 from service.settings import Settings
+from service.supervisor import Program, Supervisor
 
 log = logging.getLogger("service")
+
+# On SIGTERM an api process finishes the requests in flight for at most this long, then closes
+# what is still open: event streams never end by themselves (their clients reconnect).
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
-        "up", help="migrate, then run the api and SERVICE_WORKERS workers until Ctrl-C"
+        "up",
+        help="migrate, then run SERVICE_API_PROCESSES api processes and SERVICE_WORKERS workers, "
+        "restarting any that dies, until Ctrl-C",
     )
-    commands.add_parser("api", help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT")
+    api = commands.add_parser(
+        "api",
+        help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT in SERVICE_API_PROCESSES "
+        "processes",
+    )
+    # An api process started by `service up` or `service api`: serve on this inherited socket.
+    api.add_argument("--fd", type=int, help=argparse.SUPPRESS)
     worker = commands.add_parser("worker", help="run one worker: claim and train queued jobs")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
@@ -47,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         case "up":
             return up(settings)
         case "api":
-            return api(settings)
+            return api(settings, fd=args.fd)
         case "worker":
             return run_worker(settings, once=args.once)
         case "migrate":
@@ -95,14 +113,102 @@ def ensure_first_key(settings: Settings) -> None:
         print(key)
 
 
-def api(settings: Settings) -> int:
+def api(settings: Settings, *, fd: int | None = None) -> int:
+    """Serve the api: in this process, or in SERVICE_API_PROCESSES children on one socket."""
+    if fd is not None:
+        return serve(settings, listener=socket.socket(fileno=fd))
+    ensure_first_key(settings)
+    if settings.api_processes == 1:
+        return serve(settings)
+    with listening(settings) as listener, metrics_directory() as metrics_dir:
+        log.info(
+            "api on http://%s:%d in %d processes",
+            settings.host,
+            settings.port,
+            settings.api_processes,
+        )
+        supervise(
+            api_programs(settings, listener=listener, metrics_dir=metrics_dir),
+            metrics_dir=metrics_dir,
+        )
+    return 0
+
+
+def serve(settings: Settings, *, listener: socket.socket | None = None) -> int:
+    """Run uvicorn on the app until SIGTERM or SIGINT, on `listener` if given; 0 after a
+    graceful stop, 3 (as uvicorn) if it failed to start."""
     import uvicorn
 
     from service.api.app import create_app
 
-    ensure_first_key(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    return 0
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn raises the signal that stopped it again once it has shut down, to end the process
+    # the default way; ignored, the process exits 0 after a graceful stop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with suppress(KeyboardInterrupt):  # what SIGINT's default handler raises then
+        server.run(sockets=None if listener is None else [listener])
+    return 0 if server.started else 3
+
+
+@contextmanager
+def listening(settings: Settings) -> Iterator[socket.socket]:
+    """The api's socket, bound once in the parent, so a busy port fails here, before any child
+    starts, and the api processes share one queue of connections."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    listener = socket.create_server((settings.host, settings.port), family=family, backlog=2048)
+    with listener:
+        yield listener
+
+
+@contextmanager
+def metrics_directory() -> Iterator[Path]:
+    """A fresh directory for prometheus_client's multiprocess files, removed at the end (a
+    directory left from an earlier run would add that run's counts to this one's)."""
+    path = Path(tempfile.mkdtemp(prefix="service-metrics-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def api_programs(
+    settings: Settings, *, listener: socket.socket, metrics_dir: Path
+) -> list[Program]:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    fd = listener.fileno()
+    command = [sys.executable, "-m", "service.cli", "api", "--fd", str(fd)]
+    return [
+        Program(name=f"api {number}", command=command, env=env, pass_fds=(fd,))
+        for number in range(1, settings.api_processes + 1)
+    ]
+
+
+def worker_programs(settings: Settings) -> list[Program]:
+    env = dict(os.environ)
+    if settings.torch_threads == 0 and settings.workers:
+        env["SERVICE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
+    command = [sys.executable, "-m", "service.cli", "worker"]
+    return [
+        Program(name=f"worker {number}", command=command, env=env)
+        for number in range(1, settings.workers + 1)
+    ]
+
+
+def supervise(programs: list[Program], *, metrics_dir: Path) -> None:
+    from prometheus_client import multiprocess
+
+    def forget(pid: int) -> None:
+        # Its gauges (networks cached, streams open) no longer count; its counters still do.
+        multiprocess.mark_process_dead(pid, str(metrics_dir))
+
+    Supervisor(programs, on_exit=forget).run()
 
 
 def run_worker(settings: Settings, *, once: bool) -> int:
@@ -126,28 +232,19 @@ def run_worker(settings: Settings, *, once: bool) -> int:
 
 
 def up(settings: Settings) -> int:
-    """Migrate, make the first key if needed, start the workers, then serve until Ctrl-C."""
+    """Migrate, make the first key if needed, then run the api processes and the workers as
+    children of this process, restarting any that dies, until SIGTERM or Ctrl-C (see
+    service/supervisor.py)."""
     migrate(settings)
     ensure_first_key(settings)
-    env = dict(os.environ)
-    if settings.torch_threads == 0 and settings.workers:
-        env["SERVICE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
-        for _ in range(settings.workers)
-    ]
-    print(
-        f"api on http://{settings.host}:{settings.port} (docs at /docs), {len(workers)} worker(s)"
-    )
-    print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
-    try:
-        api(settings)
-    finally:
-        for process in workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in workers:
-            process.wait()
+    with listening(settings) as listener, metrics_directory() as metrics_dir:
+        programs = api_programs(settings, listener=listener, metrics_dir=metrics_dir)
+        print(
+            f"api on http://{settings.host}:{settings.port} (docs at /docs) in "
+            f"{settings.api_processes} process(es), {settings.workers} worker(s)"
+        )
+        print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
+        supervise([*programs, *worker_programs(settings)], metrics_dir=metrics_dir)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import os
 import socket
+from pathlib import Path
 import subprocess
 import sys
 import threading
@@ -54,7 +55,8 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `service` subprocess use these settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERVICE_")}
     for name, value in settings.model_dump().items():
-        env[f"SERVICE_{name.upper()}"] = str(value)
+        if value is not None:
+            env[f"SERVICE_{name.upper()}"] = str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -71,3 +73,29 @@ def start_service(
         return subprocess.Popen(
             command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT
         )
+
+
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` and their command lines, read from /proc (Linux)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent's pid is the second field after the command name, which may hold spaces.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid or fields[0] == "Z":
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it exited while we looked
+    return found
+
+
+def service_children(pid: int, command: str) -> list[int]:
+    """The pids of `pid`'s children running `service <command>` (api or worker)."""
+    return sorted(
+        child
+        for child, line in children(pid).items()
+        if line.split()[2:4] == ["service.cli", command]
+    )
