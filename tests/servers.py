@@ -1,14 +1,15 @@
 """Real servers for tests: uvicorn in a thread, or `service` subprocesses on free ports."""
 
 import os
+import signal
 import socket
-from pathlib import Path
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -73,6 +74,20 @@ def start_service(
         return subprocess.Popen(
             command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT
         )
+
+
+@contextmanager
+def service_up(settings: Settings, *, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`service up` with these settings, answering on its port; stopped on the way out (SIGTERM)
+    if the test has not stopped it."""
+    up = start_service(settings, "up", log_path=str(log_path))
+    try:
+        wait_until_ready(f"http://127.0.0.1:{settings.port}", timeout=120)
+        yield up
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=120)
 
 
 def children(pid: int) -> dict[int, str]:
