@@ -3,10 +3,8 @@ nothing itself but its children, and restarts any child that exits without being
 
 Why a parent of its own, rather than the api serving in it: the api and the workers are the
 processes that import torch, hold networks and datasets in memory, and so can crash in native
-code or be picked by the kernel's out-of-memory killer. The parent imports none of that. It holds
-the listening socket (bound once, before any child starts, so every api process accepts from one
-queue on one port) and runs the loop below in its main thread, where the signals that stop it
-are handled.
+code or be picked by the kernel's out-of-memory killer. The parent imports none of that; it runs
+the loop below in its main thread, where the signals that stop it are handled.
 
 A child that exits while the supervisor is not stopping is restarted: at once if it had run
 HEALTHY_SECONDS or more, else after a delay that doubles with each quick exit in a row, from
@@ -66,8 +64,6 @@ class Program:
     name: str
     command: Sequence[str]
     env: Mapping[str, str]
-    # Descriptors the child inherits under the same numbers (the api's listening socket).
-    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -139,9 +135,7 @@ class Supervisor:
 
     def _start(self, child: _Child, *, now: float) -> None:
         program = child.program
-        child.process = subprocess.Popen(
-            program.command, env=program.env, pass_fds=program.pass_fds, process_group=0
-        )
+        child.process = subprocess.Popen(program.command, env=program.env, process_group=0)
         child.started_at = now
         log.info("%s started (pid %d)", program.name, child.process.pid)
 

@@ -4,6 +4,7 @@ job it held resumes elsewhere, and SIGTERM to `up` stops every child cleanly."""
 import os
 import re
 import signal
+import socket
 import threading
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import repository
 from service.db import transaction
 from service.settings import Settings
+from tests.conftest import make_settings
 from tests.factories import stochastic_spec
 from tests.jobs import read, wait_for
-from tests.servers import free_port, service_children, service_up
+from tests.servers import free_port, service_children, service_up, start_service
 
 
 def up_settings(settings: Settings, **overrides: object) -> Settings:
@@ -122,3 +124,13 @@ def test_sigterm_to_up_stops_every_child_and_workers_hand_their_jobs_back(
     assert (job.status, job.attempt, job.lease_owner) == ("queued", 1, None)
     assert stored_epochs(sessions, job_id) == list(range(1, job.epoch + 1))
     assert "restarting" not in log.read_text()
+
+
+def test_up_on_a_port_in_use_says_so_and_starts_nothing(tmp_path: Path) -> None:
+    settings = make_settings(data_dir=tmp_path / "data", port=free_port(), database_url="")
+    with socket.create_server(("127.0.0.1", settings.port)):
+        up = start_service(settings, "up", log_path=str(tmp_path / "up.log"))
+        assert up.wait(timeout=120) == 1
+    output = (tmp_path / "up.log").read_text()
+    assert f"cannot serve on 127.0.0.1:{settings.port}: Address already in use" in output
+    assert "started (pid" not in output
