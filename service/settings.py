@@ -21,8 +21,8 @@ class Settings(BaseSettings):
     # process is one event loop plus one thread of forward passes (SERVICE_PREDICT_THREADS), so
     # it uses about one core: one per core, up to 4, since each costs memory (torch, its network
     # and plot caches) and up to SERVICE_API_THREADS + 10 database connections (PostgreSQL allows
-    # 100 by default), and a training host keeps cores for its workers. On 2 cores, 2 served
-    # bench/predict_http.py's predict requests at 1.6x the rate of 1 (README, Predict).
+    # 100 by default), and a training host keeps cores for its workers. What 2 give on 2 cores:
+    # bench/predict_http.py --api-processes 1,2 (README, Predict).
     api_processes: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1)
     # Requests that may hold a database session at once in the api, and threads it runs blocking
     # work on; its connection pool has 10 more connections than this (see api/deps.py).
