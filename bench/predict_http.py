@@ -318,11 +318,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--loop", default="auto", help="uvicorn's loop: auto, asyncio, uvloop")
     parser.add_argument("--http", default="auto", help="uvicorn's http: auto, h11, httptools")
+    parser.add_argument(
+        "--api-processes",
+        help="instead: compare `service api` with these SERVICE_API_PROCESSES, e.g. 1,2",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--job", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.job, loop=args.loop, http=args.http)
+        return
+    if args.api_processes:
+        counts = [int(count) for count in args.api_processes.split(",")]
+        compare_api_processes(counts, rounds=args.rounds, seconds=args.seconds)
         return
 
     rng = np.random.default_rng(2)
@@ -462,6 +470,121 @@ def report(
             f"{medians['64 rows .npy, 4 clients', name][0] / plain_batch:.2f}x and JSON "
             f"{medians['64 rows JSON, 4 clients', name][0] / plain_batch:.2f}x plain JSON req/s"
         )
+
+
+# --- SERVICE_API_PROCESSES --------------------------------------------------------------------
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU time so far of a process and its children (the api processes `service api` starts)."""
+    total = server_cpu_seconds(pid)
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid
+            ):
+                total += server_cpu_seconds(int(entry.name))
+        except FileNotFoundError:
+            continue
+    return total
+
+
+def compare_api_processes(counts: list[int], *, rounds: int, seconds: float) -> None:
+    """The real `service api` with each SERVICE_API_PROCESSES in `counts`, all started at once
+    on ports of their own. Every round loads each in turn (interleaved, the order reversed every
+    other round) with one-row and 64-row predict requests; the table shows medians over the
+    rounds, and each count's ratio to the first as the median of the rounds' own ratios, which
+    drifts less with the load other work puts on the machine."""
+    rng = np.random.default_rng(2)
+    scenarios = {
+        "1 row JSON, 64 clients": (64, rng.standard_normal((1, 784)).astype(np.float32)),
+        "64 rows JSON, 16 clients": (16, rng.standard_normal((64, 784)).astype(np.float32)),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        env, key, job_id = train_job(Path(tmp) / "data")
+        servers: dict[int, tuple[subprocess.Popen[bytes], int]] = {}
+        try:
+            for count in counts:
+                port = free_port()
+                servers[count] = (
+                    subprocess.Popen(
+                        [sys.executable, "-m", "service.cli", "api"],
+                        env={**env, "SERVICE_PORT": str(port), "SERVICE_API_PROCESSES": str(count)},
+                        stdout=(Path(tmp) / f"api-{count}.log").open("wb"),
+                        stderr=subprocess.STDOUT,
+                    ),
+                    port,
+                )
+            for _process, port in servers.values():
+                wait_healthy(port)
+            payloads = {
+                (name, count): request_bytes(
+                    port=port,
+                    path=f"/v1/jobs/{job_id}/predict",
+                    key=key,
+                    body=orjson.dumps({"inputs": inputs}, option=orjson.OPT_SERIALIZE_NUMPY),
+                    content_type=JSON,
+                )
+                for name, (_clients, inputs) in scenarios.items()
+                for count, (_process, port) in servers.items()
+            }
+            for (name, count), payload in payloads.items():  # every process loads the network
+                load(servers[count][1], payload, clients=scenarios[name][0], seconds=0.5)
+            results: dict[tuple[str, int], list[Result]] = {}
+            client_cpu: dict[tuple[str, int], list[float]] = {}
+            for round_number in range(rounds):
+                order = counts if round_number % 2 == 0 else counts[::-1]
+                for name, (clients, _inputs) in scenarios.items():
+                    for count in order:
+                        process, port = servers[count]
+                        cpu, own = process_tree_cpu_seconds(process.pid), time.process_time()
+                        result = load(port, payloads[name, count], clients=clients, seconds=seconds)
+                        result.cpu_seconds = process_tree_cpu_seconds(process.pid) - cpu
+                        results.setdefault((name, count), []).append(result)
+                        client_cpu.setdefault((name, count), []).append(
+                            (time.process_time() - own) / max(result.completed, 1)
+                        )
+                print(f"round {round_number + 1} of {rounds} done", file=sys.stderr)
+        finally:
+            for process, _port in servers.values():
+                process.terminate()
+                process.wait(timeout=60)
+
+    print(
+        f"\n{'scenario':<25} {'api processes':>13} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'cpu us/req':>10} {'client us':>9} {'ratio':>6}"
+    )
+    for name in scenarios:
+        first = results[name, counts[0]]
+        for count in counts:
+            runs = results[name, count]
+            ratio = statistics.median(r.rps / f.rps for r, f in zip(runs, first, strict=True))
+            cpu = statistics.median(1e6 * r.cpu_seconds / max(r.completed, 1) for r in runs)
+            print(
+                f"{name:<25} {count:>13} {statistics.median(r.rps for r in runs):>7.0f} "
+                f"{statistics.median(r.percentile(0.5) for r in runs):>8.2f} "
+                f"{statistics.median(r.percentile(0.99) for r in runs):>8.2f} "
+                f"{cpu:>10.0f} "
+                f"{1e6 * statistics.median(client_cpu[name, count]):>9.0f} "
+                f"{ratio:>5.2f}x"
+            )
+    print(
+        f"\nmedians over {rounds} rounds on {os.cpu_count()} cores; ratio: req/s against "
+        f"{counts[0]} api process(es), the median of each round's; cpu us/req: the api "
+        "processes' CPU time per request; client us: the load generator's, which shares the cores"
+    )
+
+
+def wait_healthy(port: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"the api on port {port} did not start")
 
 
 if __name__ == "__main__":

@@ -3,26 +3,46 @@
 
 import argparse
 import logging
-import os
 import signal
-import subprocess
+import socket
 import sys
+from contextlib import suppress
 from types import FrameType
 
 from service.client import commands as client_commands
 from service.db import make_engine, make_session_factory, transaction
+from service.processes import (
+    api_programs,
+    metrics_directory,
+    port_socket,
+    reserved_port,
+    supervise,
+    worker_programs,
+)
 from service.settings import Settings
 
 log = logging.getLogger("service")
+
+# On SIGTERM an api process finishes the requests in flight for at most this long, then closes
+# what is still open: event streams never end by themselves (their clients reconnect).
+SHUTDOWN_GRACE_SECONDS = 10
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser(
-        "up", help="migrate, then run the api and SERVICE_WORKERS workers until Ctrl-C"
+        "up",
+        help="migrate, then run SERVICE_API_PROCESSES api processes and SERVICE_WORKERS workers, "
+        "restarting any that dies, until Ctrl-C",
     )
-    commands.add_parser("api", help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT")
+    api = commands.add_parser(
+        "api",
+        help="run the HTTP api (uvicorn) on SERVICE_HOST:SERVICE_PORT in SERVICE_API_PROCESSES "
+        "processes",
+    )
+    # An api process started by `service up` or `service api`, beside others on the same port.
+    api.add_argument("--sibling", action="store_true", help=argparse.SUPPRESS)
     worker = commands.add_parser("worker", help="run one worker: claim and train queued jobs")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
@@ -47,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         case "up":
             return up(settings)
         case "api":
-            return api(settings)
+            return api(settings, sibling=args.sibling)
         case "worker":
             return run_worker(settings, once=args.once)
         case "migrate":
@@ -95,14 +115,46 @@ def ensure_first_key(settings: Settings) -> None:
         print(key)
 
 
-def api(settings: Settings) -> int:
+def api(settings: Settings, *, sibling: bool = False) -> int:
+    """Serve the api: in this process, or in SERVICE_API_PROCESSES children on one port."""
+    if sibling:
+        return serve(settings, listener=port_socket(settings))
+    if settings.api_processes == 1:
+        ensure_first_key(settings)
+        return serve(settings)
+    with reserved_port(settings), metrics_directory() as metrics_dir:
+        ensure_first_key(settings)
+        log.info(
+            "api on http://%s:%d in %d processes",
+            settings.host,
+            settings.port,
+            settings.api_processes,
+        )
+        supervise(api_programs(settings, metrics_dir=metrics_dir), metrics_dir=metrics_dir)
+    return 0
+
+
+def serve(settings: Settings, *, listener: socket.socket | None = None) -> int:
+    """Run uvicorn on the app until SIGTERM or SIGINT, on `listener` if given; 0 after a
+    graceful stop, 3 (as uvicorn) if it failed to start."""
     import uvicorn
 
     from service.api.app import create_app
 
-    ensure_first_key(settings)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
-    return 0
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn raises the signal that stopped it again once it has shut down, to end the process
+    # the default way; ignored, the process exits 0 after a graceful stop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with suppress(KeyboardInterrupt):  # what SIGINT's default handler raises then
+        server.run(sockets=None if listener is None else [listener])
+    return 0 if server.started else 3
 
 
 def run_worker(settings: Settings, *, once: bool) -> int:
@@ -131,28 +183,19 @@ def run_worker(settings: Settings, *, once: bool) -> int:
 
 
 def up(settings: Settings) -> int:
-    """Migrate, make the first key if needed, start the workers, then serve until Ctrl-C."""
-    migrate(settings)
-    ensure_first_key(settings)
-    env = dict(os.environ)
-    if settings.torch_threads == 0 and settings.workers:
-        env["SERVICE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env)
-        for _ in range(settings.workers)
-    ]
-    print(
-        f"api on http://{settings.host}:{settings.port} (docs at /docs), {len(workers)} worker(s)"
-    )
-    print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
-    try:
-        api(settings)
-    finally:
-        for process in workers:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in workers:
-            process.wait()
+    """Migrate, make the first key if needed, then run the api processes and the workers as
+    children of this process, restarting any that dies, until SIGTERM or Ctrl-C (see
+    service/supervisor.py)."""
+    with reserved_port(settings), metrics_directory() as metrics_dir:
+        migrate(settings)
+        ensure_first_key(settings)
+        programs = api_programs(settings, metrics_dir=metrics_dir)
+        print(
+            f"api on http://{settings.host}:{settings.port} (docs at /docs) in "
+            f"{settings.api_processes} process(es), {settings.workers} worker(s)"
+        )
+        print(f"API key in {settings.api_key_file.resolve()}; Ctrl-C stops everything")
+        supervise([*programs, *worker_programs(settings)], metrics_dir=metrics_dir)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The one Settings object, read from SERVICE_* variables at an entry point and passed down."""
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +17,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=0)
+    # Processes serving the api on one port, each with its own caches and event poller. An api
+    # process is one event loop plus one thread of forward passes (SERVICE_PREDICT_THREADS), so
+    # it uses about one core: one per core, up to 4, since each costs memory (torch, its network
+    # and plot caches) and up to SERVICE_API_THREADS + 10 database connections (PostgreSQL allows
+    # 100 by default), and a training host keeps cores for its workers. What 2 give on 2 cores:
+    # bench/predict_http.py --api-processes 1,2 (README, Predict).
+    api_processes: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 4), ge=1)
     # Requests that may hold a database session at once in the api, and threads it runs blocking
     # work on; its connection pool has 10 more connections than this (see api/deps.py).
     api_threads: int = Field(default=40, ge=1, le=1000)
@@ -76,6 +84,14 @@ class Settings(BaseSettings):
     # to plot that would generate more is refused).
     plot_cache_size: int = Field(default=64, ge=1)
     max_plot_samples: int = Field(default=100_000, ge=1)
+
+    # prometheus_client's own variable, unprefixed: set, it keeps metrics in files in this
+    # directory, one per process, and a scrape of any process sums them all. `service up` and
+    # `service api` set it to a fresh directory for the api processes they start; it is read here
+    # too so the app knows to read every process's files rather than only its own registry.
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
 
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":

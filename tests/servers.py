@@ -1,6 +1,7 @@
 """Real servers for tests: uvicorn in a thread, or `service` subprocesses on free ports."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import uvicorn
@@ -57,7 +59,8 @@ def service_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `service` subprocess use these settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("SERVICE_")}
     for name, value in settings.model_dump().items():
-        env[f"SERVICE_{name.upper()}"] = str(value)
+        if value is not None:
+            env[f"SERVICE_{name.upper()}"] = str(value)
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -74,3 +77,43 @@ def start_service(
         return subprocess.Popen(
             command, env=service_env(settings), stdout=log, stderr=subprocess.STDOUT
         )
+
+
+@contextmanager
+def service_up(settings: Settings, *, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`service up` with these settings, answering on its port; stopped on the way out (SIGTERM)
+    if the test has not stopped it."""
+    up = start_service(settings, "up", log_path=str(log_path))
+    try:
+        wait_until_ready(f"http://127.0.0.1:{settings.port}", timeout=120)
+        yield up
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=120)
+
+
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of `pid` and their command lines, read from /proc (Linux)."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # The parent's pid is the second field after the command name, which may hold spaces.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) != pid or fields[0] == "Z":
+                continue
+            found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # it exited while we looked
+    return found
+
+
+def service_children(pid: int, command: str) -> list[int]:
+    """The pids of `pid`'s children running `service <command>` (api or worker)."""
+    return sorted(
+        child
+        for child, line in children(pid).items()
+        if line.split()[2:4] == ["service.cli", command]
+    )

@@ -1,5 +1,6 @@
 """The FastAPI application, built from Settings."""
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,7 +59,9 @@ def create_app(settings: Settings) -> FastAPI:
         # 22 ms frozen; bench/predict_http.py).
         gc.collect()
         gc.freeze()
+        publishing = asyncio.create_task(app.state.telemetry.publish_forever())
         yield
+        publishing.cancel()
         gc.unfreeze()
         await app.state.events.close()
         engine.dispose()
@@ -85,6 +88,7 @@ def create_app(settings: Settings) -> FastAPI:
         predictor=app.state.predictor,
         plotter=app.state.plotter,
         events=app.state.events,
+        multiprocess_dir=settings.prometheus_multiproc_dir,
     )
 
     install_error_handlers(app)
