@@ -1,3 +1,4 @@
+import json
 from datetime import UTC, datetime
 
 from alembic.autogenerate import compare_metadata
@@ -7,6 +8,7 @@ from sqlalchemy import Engine, inspect, text
 from service import migrations
 from service.db import make_engine
 from service.settings import Settings
+from service.specs import JobSpec
 from service.tables import Base
 
 TABLES = {"alembic_version", "api_keys", "jobs", "epoch_metrics", "checkpoints", "datasets"}
@@ -59,6 +61,50 @@ def test_0002_adds_stop_reason_to_existing_jobs_and_drops_it_keeping_them(
         engine.dispose()
 
 
+def test_0003_writes_an_uploaded_datasets_shapes_into_its_jobs_specs_and_removes_them(
+    settings: Settings,
+) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        migrations.upgrade(engine, "0002")
+        with engine.begin() as connection:
+            values = {"now": datetime.now(UTC), "blob": b"x"}
+            connection.execute(text(INSERT_KEY), values)
+            connection.execute(text(INSERT_DATASET), values)
+            for job_id, dataset_id in (("j1", "d1"), ("j2", "gone"), ("j3", None)):
+                spec = OLD_SPEC if dataset_id is None else uploaded_spec(dataset_id)
+                connection.execute(text(INSERT_SPEC_JOB), {**values, "id": job_id, "spec": spec})
+
+        migrations.upgrade(engine, "0003")
+        specs = job_specs(engine)
+        assert specs["j1"]["dataset"]["shape"] == {
+            "samples": 4,
+            "input_shape": [2],
+            "task": "classification",
+            "num_classes": 3,
+            "target_shape": [],
+        }
+        # The migrated spec is one today's service reads; the others are left as they were.
+        assert getattr(JobSpec.model_validate(specs["j1"]).dataset, "shape", None) is not None
+        assert specs["j2"] == json.loads(uploaded_spec("gone"))
+        assert specs["j3"] == json.loads(OLD_SPEC)
+
+        migrations.downgrade(engine, "0002")
+        assert job_specs(engine)["j1"] == json.loads(uploaded_spec("d1"))
+    finally:
+        engine.dispose()
+
+
+def uploaded_spec(dataset_id: str) -> str:
+    return json.dumps({"dataset": {"kind": "uploaded", "id": dataset_id}, **SPEC_REST})
+
+
+def job_specs(engine: Engine) -> dict[str, dict[str, object]]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, spec FROM jobs")).all()
+    return {job_id: json.loads(spec) if isinstance(spec, str) else spec for job_id, spec in rows}
+
+
 def job_columns(engine: Engine) -> set[str]:
     return {column["name"] for column in inspect(engine).get_columns("jobs")}
 
@@ -74,3 +120,22 @@ INSERT_CHECKPOINT = (
     "weights, state, created_at) VALUES ('j1', 1, true, false, false, 's', 1, :blob, :blob, :now)"
 )
 SELECT_JOB = "SELECT id, status, stop_reason FROM jobs"
+INSERT_DATASET = (
+    "INSERT INTO datasets (id, owner_id, filename, format, samples, input_shape, task, "
+    "num_classes, target_shape, sha256, size_bytes, data, created_at) VALUES ('d1', 'k1', "
+    "'d.csv', 'csv', 4, '[2]', 'classification', 3, '[]', 's', 1, :blob, :now)"
+)
+INSERT_SPEC_JOB = (
+    "INSERT INTO jobs (id, owner_id, name, status, spec, parameters, epochs, epoch, attempt, "
+    "cancel_requested, created_at) "
+    "VALUES (:id, 'k1', 'old', 'succeeded', :spec, 15, 1, 1, 1, false, :now)"
+)
+SPEC_REST = {
+    "model": {"layers": [{"type": "Linear", "in_features": 2, "out_features": 3}]},
+    "optimizer": {"name": "sgd", "lr": 0.1},
+    "epochs": 1,
+    "seed": 1,
+}
+OLD_SPEC = json.dumps(
+    {"dataset": {"kind": "spiral", "classes": 3, "points_per_class": 2}, **SPEC_REST}
+)
