@@ -7,7 +7,18 @@ claimed the job, and change nothing (returning False) once that lease has been l
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased, defer, load_only
 
 from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
@@ -15,6 +26,7 @@ from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
 ACTIVE_STATUSES = ("queued", "running")
 # Listing checkpoints or datasets reads metadata; the blobs stay in the database.
 CHECKPOINT_METADATA_ONLY = (defer(Checkpoint.weights), defer(Checkpoint.state))
+EPOCH_METRICS: Table = EpochMetric.__table__  # type: ignore[assignment]
 
 # --- API keys -----------------------------------------------------------------------------------
 
@@ -157,9 +169,9 @@ def renew_lease(
 # --- metrics ------------------------------------------------------------------------------------
 
 
-def add_epoch_metric(session: Session, *, metric: EpochMetric) -> None:
-    session.add(metric)
-    session.flush()
+def add_epoch_metrics(session: Session, *, rows: Sequence[Mapping[str, object]]) -> None:
+    """Store many epochs with one executemany INSERT: Core rows, no ORM objects to build."""
+    session.execute(insert(EPOCH_METRICS), rows)
 
 
 def delete_metrics_after(session: Session, *, job_id: str, epoch: int) -> None:

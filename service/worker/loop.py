@@ -18,6 +18,7 @@ from service.specs import JobSpec
 from service.training.devices import pick_device
 from service.training.hooks import Resume
 from service.training.loop import train
+from service.worker import outages
 from service.worker.hooks import DatabaseHooks
 
 log = logging.getLogger(__name__)
@@ -36,15 +37,26 @@ class Worker:
 
     def run_forever(self) -> None:
         log.info("worker %s polling for jobs on %s", self.name, self.device)
+        backoff = outages.Backoff(what=f"worker {self.name}", stop=self.shutdown)
         while not self.shutdown.is_set():
-            if not self.run_once():
+            try:
+                ran = self.run_once()
+            except outages.DatabaseOutage as outage:
+                try:
+                    backoff.wait(outage.reason)
+                except outages.Interrupted:
+                    break
+                continue
+            backoff.answered()
+            if not ran:
                 self.shutdown.wait(self.settings.poll_seconds)
         log.info("worker %s stopped", self.name)
 
     def run_once(self) -> bool:
-        """Claim and run one job; False if the queue was empty."""
+        """Claim and run one job; False if the queue was empty. Raises outages.DatabaseOutage
+        if the database failed the claim; a fault later, under the job, the job waits out."""
         lease_token = f"{self.name}:{secrets.token_hex(4)}"
-        with transaction(self.sessions, immediate=True) as session:
+        with outages.converted(), transaction(self.sessions, immediate=True) as session:
             job = jobs.claim(
                 session, lease_token=lease_token, device=str(self.device), settings=self.settings
             )
@@ -64,9 +76,7 @@ class Worker:
         return True
 
     def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:
-        lease_token = hooks.lease_token
-        beat = _Heartbeat(hooks, interval=self.settings.lease_seconds / 3)
-        beat.start()
+        hooks.writer.start()
         try:
             resume, uploaded = self._load_inputs(job_id=job_id, spec=spec)
             hooks.prepare(resume_epoch=resume.epoch if resume else 0)
@@ -74,38 +84,38 @@ class Worker:
         except LeaseLost:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
             return
+        except outages.DatabaseOutage as outage:
+            hooks.writer.stop()
+            self._pause(hooks, outage)
+            return
         except ServiceError as error:
-            self._end(job_id, lease_token, status="failed", error=error.message)
+            self._end(hooks, status="failed", error=error.message)
             return
         except Exception as error:
             log.exception("job %s failed", job_id)
-            self._end(
-                job_id, lease_token, status="failed", error=f"{type(error).__name__}: {error}"
-            )
+            self._end(hooks, status="failed", error=f"{type(error).__name__}: {error}")
             return
         finally:
-            beat.stop()
+            hooks.writer.stop()
 
         if outcome.status == "completed":
-            self._end(job_id, lease_token, status="succeeded")
+            self._end(hooks, status="succeeded")
         elif hooks.out_of_time:
             limit = self.settings.max_job_seconds
             reason = (
                 f"stopped at epoch {outcome.epoch}: "
                 f"the job ran past {limit:g} s (SERVICE_MAX_JOB_SECONDS)"
             )
-            self._end(job_id, lease_token, status="failed", error=reason)
+            self._end(hooks, status="failed", error=reason)
         elif hooks.cancel_requested:
-            self._end(job_id, lease_token, status="cancelled")
-        elif not hooks.lease_lost:
-            with transaction(self.sessions, immediate=True) as session:
-                jobs.release(session, job_id=job_id, lease_token=lease_token)
+            self._end(hooks, status="cancelled")
+        elif not hooks.lease_lost and self._hand_back(hooks):
             log.info("job %s handed back to the queue at epoch %d", job_id, outcome.epoch)
 
     def _load_inputs(
         self, *, job_id: str, spec: JobSpec
     ) -> tuple[Resume | None, tuple[torch.Tensor, torch.Tensor] | None]:
-        with transaction(self.sessions) as session:
+        with outages.converted(), transaction(self.sessions) as session:
             row = repository.find_checkpoint(session, job_id=job_id, ref="latest")
             resume = Resume(epoch=row.epoch, weights=row.weights, state=row.state) if row else None
             uploaded = None
@@ -113,34 +123,66 @@ class Worker:
                 uploaded = load_arrays(session, dataset_id=spec.dataset.id)
         return resume, uploaded
 
-    def _end(self, job_id: str, lease_token: str, *, status: str, error: str | None = None) -> None:
-        with transaction(self.sessions, immediate=True) as session:
-            if jobs.finish(
-                session, job_id=job_id, lease_token=lease_token, status=status, error=error
-            ):
-                log.info("job %s %s%s", job_id, status, f": {error}" if error else "")
-            else:
-                log.warning("job %s: lease lost before it could be marked %s", job_id, status)
+    # --- database writes that must land: they wait out the database's faults ------------------
 
+    def _end(self, hooks: DatabaseHooks, *, status: str, error: str | None = None) -> None:
+        """Store the job's last epochs and how it ended, in one transaction."""
 
-class _Heartbeat:
-    """Renews the lease between epochs, for epochs longer than the lease."""
+        def finish(session: Session) -> bool:
+            return jobs.finish(
+                session,
+                job_id=hooks.job_id,
+                lease_token=hooks.lease_token,
+                status=status,
+                error=error,
+            )
 
-    def __init__(self, hooks: DatabaseHooks, *, interval: float) -> None:
-        self.hooks = hooks
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{hooks.job_id}", daemon=True
-        )
+        what = f"job {hooks.job_id}"
+        try:
+            ended = outages.retry(lambda: hooks.writer.write(finish), what=what, stop=self.shutdown)
+        except LeaseLost:
+            ended = False
+        except outages.Interrupted:
+            log.warning("%s: shut down before it could be marked %s", what, status)
+            return
+        if ended:
+            log.info("job %s %s%s", hooks.job_id, status, f": {error}" if error else "")
+        else:
+            log.warning("job %s: lease lost before it could be marked %s", hooks.job_id, status)
 
-    def start(self) -> None:
-        self.thread.start()
+    def _hand_back(self, hooks: DatabaseHooks, *, probe: outages.Probe | None = None) -> bool:
+        """Give the job back to the queue, same attempt; False if its lease was lost (another
+        worker resumes it as the next attempt) or the worker shut down first.
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join()
+        `probe` first, on every try: it raises until the database would take what failed."""
 
-    def _beat(self) -> None:
-        while not self.stopped.wait(self.interval) and not self.hooks.lease_lost:
-            self.hooks.heartbeat()
+        def release() -> bool:
+            if probe is not None:
+                probe()
+            with transaction(self.sessions, immediate=True) as session:
+                return jobs.release(session, job_id=hooks.job_id, lease_token=hooks.lease_token)
+
+        try:
+            released = outages.retry(release, what=f"job {hooks.job_id}", stop=self.shutdown)
+        except LeaseLost:
+            released = False
+        except outages.Interrupted:
+            log.warning("job %s: shut down while waiting for the database", hooks.job_id)
+            return False
+        if not released:
+            log.warning(
+                "job %s abandoned: its lease lapsed, it resumes as the next attempt", hooks.job_id
+            )
+        return released
+
+    def _pause(self, hooks: DatabaseHooks, outage: outages.DatabaseOutage) -> None:
+        """The database failed under the job: wait until it would take the write that failed,
+        then hand the job back to resume from its last checkpoint (epochs after it are stored
+        again, once). Its lease still held, the job keeps its attempt number."""
+        log.warning("job %s paused at a database fault: %s", hooks.job_id, outage.reason)
+        if self._hand_back(hooks, probe=outage.probe):
+            log.info(
+                "job %s handed back to the queue after a database fault; "
+                "it resumes from its last checkpoint",
+                hooks.job_id,
+            )
