@@ -128,7 +128,7 @@ class Backoff:
     def answered(self) -> None:
         """The database took the work: log how long it took, and start over."""
         if self.since is not None:
-            log.warning(
+            log.info(
                 "the database answers again after %.1f s; %s carries on",
                 time.monotonic() - self.since,
                 self.what,

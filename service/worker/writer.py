@@ -118,6 +118,10 @@ class MetricsWriter:
             raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
         self.cancel_requested = cancel
         if batch:
+            # A commit whose answer a dropped connection lost may have stored this batch
+            # already; the lease fences out every other writer, so replacing makes the retry
+            # store each epoch once either way.
+            repository.delete_metrics_after(session, job_id=self.job_id, epoch=batch[0].epoch - 1)
             repository.add_epoch_metrics(
                 session,
                 rows=[
