@@ -55,6 +55,9 @@ class MetricsWriter:
         self._pending: list[EpochResult] = []
         # One write at a time: no epoch is stored twice, none after a later one.
         self._writing = threading.Lock()
+        # Set when a write failed: its commit may have landed unanswered, so the next write of
+        # those epochs replaces them instead of inserting them twice.
+        self._unsure = False
         # What stopped the background thread (a lost lease, an outage, a bug), for the
         # training thread to raise at its next epoch.
         self._failure: BaseException | None = None
@@ -89,12 +92,14 @@ class MetricsWriter:
         the same write again and rolls it back."""
         with self._writing:
             batch = self._pending[:]
+            replace, self._unsure = self._unsure, True
             with (
                 outages.converted(probe=partial(self._try, batch, also, epoch)),
                 transaction(self.sessions, immediate=True) as session,
             ):
-                result = self._store(session, batch=batch, also=also, epoch=epoch)
+                result = self._store(session, batch=batch, also=also, epoch=epoch, replace=replace)
             del self._pending[: len(batch)]
+            self._unsure = False
         return result
 
     def _store(
@@ -104,6 +109,7 @@ class MetricsWriter:
         batch: Sequence[EpochResult],
         also: Callable[[Session], T],
         epoch: int | None,
+        replace: bool,
     ) -> T:
         last = batch[-1].epoch if batch else epoch
         cancel = repository.renew_lease(
@@ -117,11 +123,11 @@ class MetricsWriter:
             self.lease_lost = True
             raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
         self.cancel_requested = cancel
-        if batch:
-            # A commit whose answer a dropped connection lost may have stored this batch
-            # already; the lease fences out every other writer, so replacing makes the retry
-            # store each epoch once either way.
+        if batch and replace:
+            # The lease fences out every other writer: deleting first stores each epoch once
+            # whether or not the failed write's commit landed.
             repository.delete_metrics_after(session, job_id=self.job_id, epoch=batch[0].epoch - 1)
+        if batch:
             repository.add_epoch_metrics(
                 session,
                 rows=[
@@ -148,7 +154,7 @@ class MetricsWriter:
         with outages.converted(), self.sessions() as session:
             session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
             try:
-                self._store(session, batch=batch, also=also, epoch=epoch)
+                self._store(session, batch=batch, also=also, epoch=epoch, replace=True)
             finally:
                 session.rollback()
 
