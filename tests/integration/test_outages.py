@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,7 @@ from service.worker import outages
 from service.worker.loop import Worker
 from tests.factories import stochastic_spec
 from tests.jobs import history, queue, queue_spec, read, wait_for
+from tests.proxy import Proxy
 from tests.servers import start_service
 
 # --- telling the database's faults from the job's ------------------------------------------------
@@ -143,6 +145,56 @@ def test_connections_killed_mid_training_cost_the_job_nothing(
     text_of_log = log.read_text()
     assert text_of_log.count("handed back to the queue after a database fault") == 2
     assert "Traceback" not in text_of_log
+
+
+@pytest.mark.parametrize("settings_overrides", [{"metrics_flush_seconds": 0.1}])
+def test_a_network_cut_of_five_seconds_costs_the_training_jobs_nothing(
+    sessions: sessionmaker[Session], settings: Settings, backend: str, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("a network cut needs a database across a network: PostgreSQL")
+    spec = stochastic_spec(checkpoint_every=20)
+    reference_id = queue_spec(sessions, settings, spec)
+    Worker(settings=settings, sessions=sessions).run_once()
+    reference = history(sessions, reference_id)
+
+    job_ids = [queue_spec(sessions, settings, spec) for _ in range(2)]
+    upstream = make_url(settings.database_url)
+    assert upstream.port is not None
+    with Proxy(upstream=(upstream.host or "127.0.0.1", upstream.port)) as proxy:
+        behind = upstream.set(host="127.0.0.1", port=proxy.port)
+        url = behind.render_as_string(hide_password=False)
+        logs = [tmp_path / f"worker-{n}.log" for n in range(2)]
+        workers = [
+            start_service(
+                settings.model_copy(update={"database_url": url}), "worker", log_path=str(log)
+            )
+            for log in logs
+        ]
+        try:
+            wait_for(lambda: all(read(sessions, j).epoch >= 40 for j in job_ids), timeout=120)
+            proxy.cut()
+            time.sleep(5)
+            proxy.restore()
+            wait_for(
+                lambda: all(read(sessions, j).status == "succeeded" for j in job_ids), timeout=240
+            )
+            assert all(worker.poll() is None for worker in workers), "a worker process exited"
+        finally:
+            for worker in workers:
+                worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                worker.wait(timeout=60)
+
+    for job_id in job_ids:
+        job = read(sessions, job_id)
+        assert (job.status, job.error) == ("succeeded", None)
+        resumed = history(sessions, job_id)
+        assert [row[0] for row in resumed[0]] == list(range(1, 301))
+        assert resumed == reference
+    text_of_logs = "".join(log.read_text() for log in logs)
+    assert text_of_logs.count("paused at a database fault") >= 2
+    assert "Traceback" not in text_of_logs
 
 
 def test_a_claim_that_loses_its_connection_waits_and_the_worker_carries_on(
