@@ -7,7 +7,19 @@ claimed the job, and change nothing (returning False) once that lease has been l
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased, defer, load_only
 
 from service.statuses import ACTIVE_STATUSES, JobStatus
@@ -15,6 +27,7 @@ from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
 
 # Listing checkpoints or datasets reads metadata; the blobs stay in the database.
 CHECKPOINT_METADATA_ONLY = (defer(Checkpoint.weights), defer(Checkpoint.state))
+EPOCH_METRICS: Table = EpochMetric.__table__  # type: ignore[assignment]
 
 # --- API keys -----------------------------------------------------------------------------------
 
@@ -190,9 +203,9 @@ def renew_lease(
 # --- metrics ------------------------------------------------------------------------------------
 
 
-def add_epoch_metric(session: Session, *, metric: EpochMetric) -> None:
-    session.add(metric)
-    session.flush()
+def add_epoch_metrics(session: Session, *, rows: Sequence[Mapping[str, object]]) -> None:
+    """Store many epochs with one executemany INSERT: Core rows, no ORM objects to build."""
+    session.execute(insert(EPOCH_METRICS), rows)
 
 
 def delete_metrics_after(session: Session, *, job_id: str, epoch: int) -> None:

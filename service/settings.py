@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     # each of its workers an equal share of the cores instead, so they do not oversubscribe them.
     torch_threads: int = Field(default=0, ge=0)
 
-    # A worker renews its lease every lease_seconds / 3; a job whose lease lapses is requeued.
+    # A worker renews its lease with each metrics flush; a job whose lease lapses is requeued.
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=3, ge=1)
     # How long an idle worker waits between polls of the queue. A queued job wakes it at once
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     # job of a worker that died (its lease lapsed); each poll is a write transaction, so idle
     # workers cost nothing measurable only when it is seconds, not fractions.
     poll_seconds: float = Field(default=5.0, gt=0)
+    # A worker stores a running job's epochs in one transaction this often (and at once with each
+    # checkpoint and when the job ends): readers see an epoch at most this long after it ends. The
+    # same write renews the lease and reads a cancel, so it must come well within lease_seconds.
+    metrics_flush_seconds: float = Field(default=0.5, gt=0)
 
     # Limits, each refused with a 4xx that names the setting.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
@@ -92,6 +96,16 @@ class Settings(BaseSettings):
     prometheus_multiproc_dir: Path | None = Field(
         default=None, validation_alias="PROMETHEUS_MULTIPROC_DIR"
     )
+
+    @model_validator(mode="after")
+    def _flush_within_lease(self) -> "Settings":
+        if self.metrics_flush_seconds > self.lease_seconds / 3:
+            raise ValueError(
+                f"SERVICE_METRICS_FLUSH_SECONDS ({self.metrics_flush_seconds:g}) must be at most "
+                f"a third of SERVICE_LEASE_SECONDS ({self.lease_seconds:g}): each flush renews "
+                "the lease"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_database_url(self) -> "Settings":

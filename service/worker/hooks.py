@@ -1,8 +1,9 @@
 """The training loop's hooks, writing to the database under the job's lease.
 
-Every write first renews the lease with a conditional UPDATE in the same transaction: if the
-lease is no longer ours (it expired and another worker took the job), nothing is written and
-LeaseLost stops training.
+Epochs go to a MetricsWriter (see writer.py), which stores them in batches; a checkpoint is
+written at once, with every epoch before it, in one transaction. Every write first renews the
+lease with a conditional UPDATE in the same transaction: if the lease is no longer ours (it
+expired and another worker took the job), nothing is written and LeaseLost stops training.
 """
 
 import hashlib
@@ -13,11 +14,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs, repository
-from service.db import transaction
-from service.errors import LeaseLost
 from service.settings import Settings
-from service.tables import Checkpoint, EpochMetric
+from service.tables import Checkpoint
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
+from service.worker.writer import MetricsWriter
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 class DatabaseHooks:
     """TrainingHooks for one claimed job.
 
-    Every lease renewal, the heartbeat thread's included, reads whether the job should stop
-    (its cancel flag, or the lease gone); should_stop turns that, the job's time limit and the
-    worker's shutdown into the reason training stops, if any.
+    Every write, the writer's periodic flush included, renews the lease and reads whether the
+    job should stop (its cancel flag, or the lease gone); should_stop turns that, the job's time
+    limit and the worker's shutdown into the reason training stops, if any.
     """
 
     def __init__(
@@ -46,50 +46,37 @@ class DatabaseHooks:
         self.lease_token = lease_token
         self.shutdown = shutdown
         self.deadline = started_at + timedelta(seconds=settings.max_job_seconds)
-        # What the database said at the last renewal: None, CANCEL_REQUESTED or LEASE_LOST (for
-        # good: nothing replaces it).
-        self.heard: StopKind | None = None
+        self.writer = MetricsWriter(
+            sessions=sessions,
+            job_id=job_id,
+            lease_token=lease_token,
+            lease_seconds=settings.lease_seconds,
+            flush_seconds=settings.metrics_flush_seconds,
+        )
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.writer.cancel_requested
 
     @property
     def lease_lost(self) -> bool:
-        return self.heard is StopKind.LEASE_LOST
+        return self.writer.lease_lost
 
-    def renew(self, session: Session, **values: object) -> None:
-        """Extend the lease and set `values` on the job, or raise LeaseLost."""
-        deadline = jobs.now() + timedelta(seconds=self.settings.lease_seconds)
-        cancel = repository.renew_lease(
-            session,
-            job_id=self.job_id,
-            lease_token=self.lease_token,
-            lease_expires_at=deadline,
-            **values,
-        )
-        if cancel is None:
-            self.heard = StopKind.LEASE_LOST
-            raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
-        if cancel and not self.lease_lost:
-            self.heard = StopKind.CANCEL_REQUESTED
-
-    def heartbeat(self) -> None:
-        try:
-            with transaction(self.sessions, immediate=True) as session:
-                self.renew(session)
-        except LeaseLost:
-            log.warning("job %s: lease lost; stopping at the next epoch boundary", self.job_id)
+    def flush(self) -> None:
+        """Store the pending epochs now (the background thread does so every flush interval)."""
+        self.writer.flush()
 
     def prepare(self, *, resume_epoch: int) -> None:
         """Drop what an earlier attempt wrote after the checkpoint this attempt resumes from."""
-        with transaction(self.sessions, immediate=True) as session:
-            self.renew(session, epoch=resume_epoch)
+
+        def forget_later_epochs(session: Session) -> None:
             repository.delete_metrics_after(session, job_id=self.job_id, epoch=resume_epoch)
             repository.delete_checkpoints_after(session, job_id=self.job_id, epoch=resume_epoch)
 
+        self.writer.write(forget_later_epochs, epoch=resume_epoch)
+
     def on_epoch(self, metrics: EpochResult) -> None:
-        with transaction(self.sessions, immediate=True) as session:
-            self.renew(session, epoch=metrics.epoch)
-            repository.add_epoch_metric(
-                session, metric=EpochMetric(job_id=self.job_id, **metrics.model_dump())
-            )
+        self.writer.add(metrics)
 
     def on_checkpoint(self, snapshot: Snapshot) -> None:
         row = Checkpoint(
@@ -105,22 +92,18 @@ class DatabaseHooks:
             state=snapshot.state,
             created_at=jobs.now(),
         )
-        with transaction(self.sessions, immediate=True) as session:
-            self.renew(session)
-            repository.save_checkpoint(
-                session, checkpoint=row, keep_periodic=self.settings.keep_periodic_checkpoints
-            )
+        keep = self.settings.keep_periodic_checkpoints
+        self.writer.write(
+            lambda session: repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
+        )
 
     def should_stop(self, *, epoch: int) -> StopReason | None:
         # A lost lease first: nothing more can be written for the job, not even how it ended.
-        match self.heard:
-            case StopKind.LEASE_LOST:
-                detail = f"lease {self.lease_token} lost after epoch {epoch}"
-                return StopReason(kind=StopKind.LEASE_LOST, detail=detail)
-            case StopKind.CANCEL_REQUESTED:
-                return StopReason(
-                    kind=StopKind.CANCEL_REQUESTED, detail=f"cancelled at epoch {epoch}"
-                )
+        if self.lease_lost:
+            detail = f"lease {self.lease_token} lost after epoch {epoch}"
+            return StopReason(kind=StopKind.LEASE_LOST, detail=detail)
+        if self.cancel_requested:
+            return StopReason(kind=StopKind.CANCEL_REQUESTED, detail=f"cancelled at epoch {epoch}")
         if jobs.now() > self.deadline:
             detail = (
                 f"ran past {self.settings.max_job_seconds:g} s (SERVICE_MAX_JOB_SECONDS) "

@@ -20,6 +20,7 @@ from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import train
 from service.wakeup import Doorbell, Listener
+from service.worker import outages
 from service.worker.hooks import DatabaseHooks
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,22 @@ class Worker:
         self.shutdown = threading.Event()
 
     def run_forever(self) -> None:
+        backoff = outages.Backoff(what=f"worker {self.name}", stop=self.shutdown)
         # Listening before the first claim: a job queued after a claim found none still wakes the
         # wait that follows.
         with self.doorbell.listen() as self._listener:
             log.info("worker %s polling for jobs on %s", self.name, self.device)
             while not self.shutdown.is_set():
-                if not self.run_once():
+                try:
+                    ran = self.run_once()
+                except outages.DatabaseOutage as outage:
+                    try:
+                        backoff.wait(outage.reason)
+                    except outages.Interrupted:
+                        break
+                    continue
+                backoff.answered()
+                if not ran:
                     self._listener.wait(self.settings.poll_seconds)
         self._listener = None
         log.info("worker %s stopped", self.name)
@@ -64,9 +75,10 @@ class Worker:
             self._listener.interrupt()
 
     def run_once(self) -> bool:
-        """Claim and run one job; False if the queue was empty."""
+        """Claim and run one job; False if the queue was empty. Raises outages.DatabaseOutage
+        if the database failed the claim; a fault later, under the job, the job waits out."""
         lease_token = f"{self.name}:{secrets.token_hex(4)}"
-        with transaction(self.sessions, immediate=True) as session:
+        with outages.converted(), transaction(self.sessions, immediate=True) as session:
             job = jobs.claim(
                 session, lease_token=lease_token, device=str(self.device), settings=self.settings
             )
@@ -86,9 +98,7 @@ class Worker:
         return True
 
     def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:
-        lease_token = hooks.lease_token
-        beat = _Heartbeat(hooks, interval=self.settings.lease_seconds / 3)
-        beat.start()
+        hooks.writer.start()
         try:
             resume, uploaded = self._load_inputs(job_id=job_id, spec=spec)
             hooks.prepare(resume_epoch=resume.epoch if resume else 0)
@@ -96,31 +106,30 @@ class Worker:
         except LeaseLost:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
             return
+        except outages.DatabaseOutage as outage:
+            hooks.writer.stop()
+            self._pause(hooks, outage)
+            return
         except ServiceError as error:
-            self._end(job_id, lease_token, status=JobStatus.FAILED, error=error.message)
+            self._end(hooks, status=JobStatus.FAILED, error=error.message)
             return
         except Exception as error:
             log.exception("job %s failed", job_id)
-            error_text = f"{type(error).__name__}: {error}"
-            self._end(job_id, lease_token, status=JobStatus.FAILED, error=error_text)
+            self._end(hooks, status=JobStatus.FAILED, error=f"{type(error).__name__}: {error}")
             return
         finally:
-            beat.stop()
+            hooks.writer.stop()
 
         match outcome.stop:
             case None:
-                self._end(job_id, lease_token, status=JobStatus.SUCCEEDED)
+                self._end(hooks, status=JobStatus.SUCCEEDED)
             case StopReason(kind=StopKind.CANCEL_REQUESTED, detail=detail):
-                self._end(job_id, lease_token, status=JobStatus.CANCELLED, stop_reason=detail)
+                self._end(hooks, status=JobStatus.CANCELLED, stop_reason=detail)
             case StopReason(kind=StopKind.OUT_OF_TIME, detail=detail):
-                self._end(job_id, lease_token, status=JobStatus.FAILED, error=detail)
+                self._end(hooks, status=JobStatus.FAILED, error=detail)
             case StopReason(kind=StopKind.SHUTDOWN):
-                with transaction(self.sessions, immediate=True) as session:
-                    released = jobs.release(session, job_id=job_id, lease_token=lease_token)
-                if released:
+                if self._hand_back(hooks):
                     log.info("job %s handed back to the queue at epoch %d", job_id, outcome.epoch)
-                else:
-                    log.warning("job %s: lease lost before it could be handed back", job_id)
             case StopReason(kind=StopKind.LEASE_LOST, detail=detail):
                 log.warning("job %s abandoned (%s): another worker owns it now", job_id, detail)
             case StopReason(kind=kind):  # a kind added to StopKind without its ending here
@@ -129,7 +138,7 @@ class Worker:
     def _load_inputs(
         self, *, job_id: str, spec: JobSpec
     ) -> tuple[Resume | None, tuple[torch.Tensor, torch.Tensor] | None]:
-        with transaction(self.sessions) as session:
+        with outages.converted(), transaction(self.sessions) as session:
             row = repository.find_checkpoint(session, job_id=job_id, ref="latest")
             resume = Resume(epoch=row.epoch, weights=row.weights, state=row.state) if row else None
             uploaded = None
@@ -137,48 +146,75 @@ class Worker:
                 uploaded = load_arrays(session, dataset_id=spec.dataset.id)
         return resume, uploaded
 
+    # --- database writes that must land: they wait out the database's faults ------------------
+
     def _end(
         self,
-        job_id: str,
-        lease_token: str,
+        hooks: DatabaseHooks,
         *,
         status: JobStatus,
         error: str | None = None,
         stop_reason: str | None = None,
     ) -> None:
-        with transaction(self.sessions, immediate=True) as session:
-            if jobs.finish(
+        """Store the job's last epochs and how it ended, in one transaction."""
+
+        def finish(session: Session) -> bool:
+            return jobs.finish(
                 session,
-                job_id=job_id,
-                lease_token=lease_token,
+                job_id=hooks.job_id,
+                lease_token=hooks.lease_token,
                 status=status,
                 error=error,
                 stop_reason=stop_reason,
-            ):
-                why = error or stop_reason
-                log.info("job %s %s%s", job_id, status, f": {why}" if why else "")
-            else:
-                log.warning("job %s: lease lost before it could be marked %s", job_id, status)
+            )
 
+        what = f"job {hooks.job_id}"
+        try:
+            ended = outages.retry(lambda: hooks.writer.write(finish), what=what, stop=self.shutdown)
+        except LeaseLost:
+            ended = False
+        except outages.Interrupted:
+            log.warning("%s: shut down before it could be marked %s", what, status)
+            return
+        if ended:
+            why = error or stop_reason
+            log.info("job %s %s%s", hooks.job_id, status, f": {why}" if why else "")
+        else:
+            log.warning("job %s: lease lost before it could be marked %s", hooks.job_id, status)
 
-class _Heartbeat:
-    """Renews the lease between epochs, for epochs longer than the lease."""
+    def _hand_back(self, hooks: DatabaseHooks, *, probe: outages.Probe | None = None) -> bool:
+        """Give the job back to the queue, same attempt; False if its lease was lost (another
+        worker resumes it as the next attempt) or the worker shut down first.
 
-    def __init__(self, hooks: DatabaseHooks, *, interval: float) -> None:
-        self.hooks = hooks
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(
-            target=self._beat, name=f"heartbeat-{hooks.job_id}", daemon=True
-        )
+        `probe` first, on every try: it raises until the database would take what failed."""
 
-    def start(self) -> None:
-        self.thread.start()
+        def release() -> bool:
+            if probe is not None:
+                probe()
+            with transaction(self.sessions, immediate=True) as session:
+                return jobs.release(session, job_id=hooks.job_id, lease_token=hooks.lease_token)
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join()
+        try:
+            released = outages.retry(release, what=f"job {hooks.job_id}", stop=self.shutdown)
+        except LeaseLost:
+            released = False
+        except outages.Interrupted:
+            log.warning("job %s: shut down while waiting for the database", hooks.job_id)
+            return False
+        if not released:
+            log.warning(
+                "job %s abandoned: its lease lapsed, it resumes as the next attempt", hooks.job_id
+            )
+        return released
 
-    def _beat(self) -> None:
-        while not self.stopped.wait(self.interval) and not self.hooks.lease_lost:
-            self.hooks.heartbeat()
+    def _pause(self, hooks: DatabaseHooks, outage: outages.DatabaseOutage) -> None:
+        """The database failed under the job: wait until it would take the write that failed,
+        then hand the job back to resume from its last checkpoint (epochs after it are stored
+        again, once). Its lease still held, the job keeps its attempt number."""
+        log.warning("job %s paused at a database fault: %s", hooks.job_id, outage.reason)
+        if self._hand_back(hooks, probe=outage.probe):
+            log.info(
+                "job %s handed back to the queue after a database fault; "
+                "it resumes from its last checkpoint",
+                hooks.job_id,
+            )

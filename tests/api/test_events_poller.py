@@ -62,6 +62,7 @@ def write_epochs(writer: DatabaseHooks, epochs: range) -> None:
                 seconds=0.25,
             )
         )
+    writer.flush()
 
 
 class SelectCounter:

@@ -54,6 +54,7 @@ def run_by_hand(sessions: sessionmaker[Session], settings: Settings, *, epochs: 
                 seconds=0.25,
             )
         )
+    hooks.flush()
     return job.id
 
 

@@ -1,4 +1,4 @@
-"""A worker that lost its lease writes nothing: metrics, checkpoints, status, heartbeat."""
+"""A worker that lost its lease writes nothing: metrics, checkpoints, status, lease renewals."""
 
 import threading
 from datetime import timedelta
@@ -62,11 +62,11 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
     current = claim(sessions, settings, "second")  # requeued as attempt 2, then claimed
     assert (current.id, current.attempt, current.lease_owner) == (job_id, 2, "second")
 
+    stale.on_epoch(METRICS)  # pending: epochs are stored by the next write
     with pytest.raises(LeaseLost):
-        stale.on_epoch(METRICS)
+        stale.flush()
     with pytest.raises(LeaseLost):
         stale.on_checkpoint(CHECKPOINT)
-    stale.heartbeat()
     assert stale.should_stop(epoch=1) == StopReason(
         kind=StopKind.LEASE_LOST, detail="lease first lost after epoch 1"
     )
@@ -83,6 +83,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
 
     fresh = hooks_for(sessions, settings, current, "second")
     fresh.on_epoch(METRICS)
+    fresh.flush()
     assert read(sessions, job_id).epoch == 1
 
 
@@ -112,7 +113,9 @@ def test_an_expired_job_asked_to_cancel_is_cancelled_at_its_last_stored_epoch(
 ) -> None:
     [job_id] = queue(sessions, settings)
     job = claim(sessions, settings, "gone")
-    hooks_for(sessions, settings, job, "gone").on_epoch(METRICS)
+    hooks = hooks_for(sessions, settings, job, "gone")
+    hooks.on_epoch(METRICS)
+    hooks.flush()
     with transaction(sessions, immediate=True) as session:
         jobs.cancel(session, job_id=job_id, owner_id=job.owner_id)
     expire_lease(sessions, job_id)

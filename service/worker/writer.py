@@ -1,0 +1,163 @@
+"""A job's metrics, buffered and stored in batches, every write fenced by the job's lease.
+
+A transaction per epoch costs more than a small epoch takes to train, so the training thread
+only appends each EpochResult to a list. A background thread stores what has gathered every
+SERVICE_METRICS_FLUSH_SECONDS, in one transaction that renews the lease (a conditional UPDATE
+that also reads whether a cancel was asked) and inserts the epochs with one executemany INSERT;
+it is the job's heartbeat as well. A write that must not wait (a checkpoint, how the job ended)
+takes every pending epoch along in its own transaction, so a checkpoint is never stored ahead
+of the epochs before it, and a killed worker loses only epochs after its last checkpoint, which
+the resume trains again.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from functools import partial
+from typing import TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service import jobs, repository
+from service.db import transaction
+from service.errors import LeaseLost
+from service.training.hooks import EpochResult
+from service.worker import outages
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class MetricsWriter:
+    """Stores one claimed job's epochs and keeps its lease, from a thread of its own."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        job_id: str,
+        lease_token: str,
+        lease_seconds: float,
+        flush_seconds: float,
+    ) -> None:
+        self.sessions = sessions
+        self.job_id = job_id
+        self.lease_token = lease_token
+        self.lease = timedelta(seconds=lease_seconds)
+        self.flush_seconds = flush_seconds
+        # Read by the training thread at each epoch boundary; set by whichever write saw them.
+        self.cancel_requested = False
+        self.lease_lost = False
+        # Appended to by the training thread only; each write stores a copy, then drops
+        # that many from the front. Both are single list operations, atomic under the GIL.
+        self._pending: list[EpochResult] = []
+        # One write at a time: no epoch is stored twice, none after a later one.
+        self._writing = threading.Lock()
+        # Set when a write failed: its commit may have landed unanswered, so the next write of
+        # those epochs replaces them instead of inserting them twice.
+        self._unsure = False
+        # What stopped the background thread (a lost lease, an outage, a bug), for the
+        # training thread to raise at its next epoch.
+        self._failure: BaseException | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._flush_periodically, name=f"metrics-{job_id}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the background thread; pending epochs stay pending for a last write."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def add(self, result: EpochResult) -> None:
+        """Queue one epoch for the next write; raises what stopped the background thread."""
+        if self._failure is not None:
+            raise self._failure
+        self._pending.append(result)
+
+    def flush(self, *, epoch: int | None = None) -> None:
+        """Store every pending epoch now (or, with none pending, set the job's epoch to `epoch`)."""
+        self.write(_nothing, epoch=epoch)
+
+    def write(self, also: Callable[[Session], T], *, epoch: int | None = None) -> T:
+        """Renew the lease, store every pending epoch and run `also`, in one transaction.
+
+        Raises LeaseLost (then nothing is written) or outages.DatabaseOutage, whose probe tries
+        the same write again and rolls it back."""
+        with self._writing:
+            batch = self._pending[:]
+            replace, self._unsure = self._unsure, True
+            with (
+                outages.converted(probe=partial(self._try, batch, also, epoch)),
+                transaction(self.sessions, immediate=True) as session,
+            ):
+                result = self._store(session, batch=batch, also=also, epoch=epoch, replace=replace)
+            del self._pending[: len(batch)]
+            self._unsure = False
+        return result
+
+    def _store(
+        self,
+        session: Session,
+        *,
+        batch: Sequence[EpochResult],
+        also: Callable[[Session], T],
+        epoch: int | None,
+        replace: bool,
+    ) -> T:
+        last = batch[-1].epoch if batch else epoch
+        cancel = repository.renew_lease(
+            session,
+            job_id=self.job_id,
+            lease_token=self.lease_token,
+            lease_expires_at=jobs.now() + self.lease,
+            **({} if last is None else {"epoch": last}),
+        )
+        if cancel is None:
+            self.lease_lost = True
+            raise LeaseLost(f"job {self.job_id}: lease {self.lease_token} is no longer held")
+        self.cancel_requested = cancel
+        if batch and replace:
+            # The lease fences out every other writer: deleting first stores each epoch once
+            # whether or not the failed write's commit landed.
+            repository.delete_metrics_after(session, job_id=self.job_id, epoch=batch[0].epoch - 1)
+        if batch:
+            repository.add_epoch_metrics(
+                session,
+                rows=[{"job_id": self.job_id, **result.model_dump()} for result in batch],
+            )
+        return also(session)
+
+    def _try(
+        self, batch: Sequence[EpochResult], also: Callable[[Session], object], epoch: int | None
+    ) -> None:
+        """The write again, rolled back whatever happens: it raises DatabaseOutage until the
+        database would take it (a full disk needs the space, not only an answer)."""
+        with outages.converted(), self.sessions() as session:
+            session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            try:
+                self._store(session, batch=batch, also=also, epoch=epoch, replace=True)
+            finally:
+                session.rollback()
+
+    def _flush_periodically(self) -> None:
+        while not self._stopped.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except LeaseLost as lost:
+                log.warning("job %s: lease lost; stopping at the next epoch boundary", self.job_id)
+                self._failure = lost
+                return
+            except Exception as error:  # raised in the training thread at its next epoch
+                self._failure = error
+                return
+
+
+def _nothing(_session: Session) -> None:
+    return None
