@@ -18,8 +18,10 @@ about a millisecond each) and sum-bins-simplenn (100 epochs of 16 batches). Each
 
 The two alternate (service, in-process, service, ...) so that a noisy machine slows both alike;
 the table shows each one's median over --repeats, their ratio (service / in-process: 1.00x
-would be free bookkeeping) and the median of each repeat's own ratio. A warm-up job of one epoch
-runs each way first, so neither side pays its first-use costs in the timed runs.
+would be free bookkeeping), the median of each repeat's own ratio, and the ratio of CPU times:
+the worker process's (from /proc, Linux) over this process's. On a shared machine the CPU ratio
+is the steadier one; the wall ratio is the one a user waits for. A warm-up job of one epoch runs
+each way first, so neither side pays its first-use costs in the timed runs.
 
 Then submit -> running with an idle worker: --latency-samples submissions of a one-epoch job,
 one at a time, each after the previous one finished and a random pause of up to a second (so
@@ -129,6 +131,27 @@ class Submitted:
     sent: datetime  # UTC, just before the POST went out
 
 
+@dataclass(frozen=True)
+class Timed:
+    wall: float  # seconds
+    cpu: float | None  # seconds of CPU time; None where it could not be read
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """A process's children, their children and so on, from /proc (Linux)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in map(int, children.read_text().split()):
+            found += [child, *descendants(child)]
+    return found
+
+
 class Service:
     """A real `service up` (api + one worker) on a data dir and a free port, driven over HTTP."""
 
@@ -197,6 +220,19 @@ class Service:
             time.sleep(0.1)
         raise RuntimeError(f"`service up` was not ready in {timeout:g} s: {self.tail()}")
 
+    def worker_cpu(self) -> float | None:
+        """CPU seconds the worker processes of `up` have used so far; None off Linux."""
+        assert self.process is not None
+        try:
+            workers = [
+                pid
+                for pid in descendants(self.process.pid)
+                if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            ]
+            return sum(cpu_seconds(pid) for pid in workers) if workers else None
+        except OSError:
+            return None
+
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
 
@@ -221,10 +257,15 @@ class Service:
             time.sleep(POLL_SECONDS)
         raise RuntimeError(f"job {job_id} did not finish in {JOB_TIMEOUT_SECONDS:g} s")
 
-    def run(self, spec: dict[str, Any]) -> float:
-        """Seconds from the job's started_at to its finished_at."""
+    def run(self, spec: dict[str, Any]) -> Timed:
+        """Seconds from the job's started_at to its finished_at, and the worker's CPU time from
+        submit to the bench seeing it finished (its idle polls in between cost next to nothing)."""
+        before = self.worker_cpu()
         job = self.wait(self.submit(spec).job_id)
-        return (timestamp(job, "finished_at") - timestamp(job, "started_at")).total_seconds()
+        after = self.worker_cpu()
+        wall = (timestamp(job, "finished_at") - timestamp(job, "started_at")).total_seconds()
+        cpu = after - before if before is not None and after is not None else None
+        return Timed(wall=wall, cpu=cpu)
 
     def submit_to_running(self, spec: dict[str, Any]) -> float:
         """Seconds from sending the job to its started_at; returns once it finished."""
@@ -247,13 +288,13 @@ class NoHooks:
         return False
 
 
-def in_process(spec: dict[str, Any], *, device: torch.device) -> float:
-    """Seconds train() takes on the spec as the service would plan it, with no-op hooks."""
+def in_process(spec: dict[str, Any], *, device: torch.device) -> Timed:
+    """train() on the spec as the service would plan it, with no-op hooks: wall and CPU time."""
     parsed = JobSpec.model_validate(spec)
     planned = plan(parsed, data=describe_dataset(parsed.dataset)).spec
-    started = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     train(planned, device=device, hooks=NoHooks())
-    return time.perf_counter() - started
+    return Timed(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -261,8 +302,8 @@ def in_process(spec: dict[str, Any], *, device: torch.device) -> float:
 
 @dataclass
 class Measured:
-    service: dict[str, list[float]] = field(default_factory=lambda: {job: [] for job in JOBS})
-    in_process: dict[str, list[float]] = field(default_factory=lambda: {job: [] for job in JOBS})
+    service: dict[str, list[Timed]] = field(default_factory=lambda: {job: [] for job in JOBS})
+    in_process: dict[str, list[Timed]] = field(default_factory=lambda: {job: [] for job in JOBS})
     latencies: list[float] = field(default_factory=list)
 
 
@@ -288,13 +329,14 @@ def measure(
             in_process(spec, device=local)
         for repeat in range(repeats):
             for job, spec in specs.items():
-                service_seconds = service.run(spec)
-                local_seconds = in_process(spec, device=local)
-                measured.service[job].append(service_seconds)
-                measured.in_process[job].append(local_seconds)
+                remote = service.run(spec)
+                here = in_process(spec, device=local)
+                measured.service[job].append(remote)
+                measured.in_process[job].append(here)
                 print(
-                    f"{database} {job} {repeat + 1}/{repeats}: service {service_seconds:.3f} s, "
-                    f"in-process {local_seconds:.3f} s",
+                    f"{database} {job} {repeat + 1}/{repeats}: service {remote.wall:.3f} s "
+                    f"(cpu {seconds(remote.cpu)}), in-process {here.wall:.3f} s "
+                    f"(cpu {seconds(here.cpu)})",
                     file=sys.stderr,
                 )
         pauses = random.Random(13)
@@ -310,24 +352,39 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+def cpu_median(runs: list[Timed]) -> float | None:
+    values = [run.cpu for run in runs if run.cpu is not None]
+    return statistics.median(values) if len(values) == len(runs) else None
+
+
 def report(results: dict[str, Measured], *, repeats: int, threads: int, device: str) -> None:
     print(
-        f"\nmedians of {repeats} interleaved runs, {threads} torch threads, {device}; "
-        "service: started_at -> finished_at of a real `service up` with one worker\n"
+        f"\nmedians of {repeats} interleaved runs, {threads} torch threads, {device}. service: "
+        "started_at -> finished_at in a real `service up` with one worker; ratio: service / "
+        "in-process; paired: the median of each repeat's own ratio; cpu: the worker's CPU "
+        "time over this process's\n"
     )
     print(
-        f"{'database':<11} {'job':<19} {'service s':>9} {'in-process s':>12} "
-        f"{'ratio':>6} {'paired':>6}"
+        f"{'database':<11} {'job':<18} {'service s':>9} {'in-process s':>12} {'ratio':>6} "
+        f"{'paired':>6} {'cpu ratio':>9}"
     )
     for database, measured in results.items():
         for job in JOBS:
-            service, local = measured.service[job], measured.in_process[job]
-            ratio = statistics.median(service) / statistics.median(local)
-            # Each repeat's own ratio: a run and the one beside it share the machine's mood.
-            paired = statistics.median(s / i for s, i in zip(service, local, strict=True))
+            remote, here = measured.service[job], measured.in_process[job]
+            service = statistics.median(run.wall for run in remote)
+            local = statistics.median(run.wall for run in here)
+            # A run and the one beside it share the machine's mood, so their own ratio is
+            # steadier than the ratio of medians when the load drifts.
+            paired = statistics.median(r.wall / h.wall for r, h in zip(remote, here, strict=True))
+            remote_cpu, here_cpu = cpu_median(remote), cpu_median(here)
+            cpu = f"{remote_cpu / here_cpu:.2f}x" if remote_cpu and here_cpu else "-"
             print(
-                f"{database:<11} {job:<19} {statistics.median(service):>9.3f} "
-                f"{statistics.median(local):>12.3f} {ratio:>5.2f}x {paired:>5.2f}x"
+                f"{database:<11} {job:<18} {service:>9.3f} {local:>12.3f} "
+                f"{service / local:>5.2f}x {paired:>5.2f}x {cpu:>9}"
             )
     print()
     for database, measured in results.items():
