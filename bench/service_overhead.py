@@ -59,10 +59,11 @@ import torch
 from sqlalchemy import create_engine, text
 
 from service.specs import JobSpec
+from service.training.datasets import describe_dataset
 from service.training.devices import pick_device
-from service.training.hooks import Checkpoint, EpochMetrics
+from service.training.hooks import EpochResult, Snapshot, StopReason
 from service.training.loop import train
-from service.training.plan import describe_dataset, plan
+from service.training.plan import plan
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = ("spiral-relu-adam", "sum-bins-simplenn")
@@ -276,14 +277,14 @@ class Service:
 
 
 class NoHooks:
-    def on_epoch(self, metrics: EpochMetrics) -> None:
+    def on_epoch(self, metrics: EpochResult) -> None:
         pass
 
-    def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+    def on_checkpoint(self, snapshot: Snapshot) -> None:
         pass
 
-    def should_stop(self) -> bool:
-        return False
+    def should_stop(self, *, epoch: int) -> StopReason | None:
+        return None
 
 
 def in_process(spec: dict[str, Any], *, device: torch.device) -> Timed:

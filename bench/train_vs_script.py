@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from service.specs import JobSpec
 from service.training.datasets import describe_dataset, make_dataset
-from service.training.hooks import EpochResult, Snapshot
+from service.training.hooks import EpochResult, Snapshot, StopReason
 from service.training.loop import train
 from service.training.optimizers import step_function
 from service.training.plan import plan
@@ -68,8 +68,8 @@ class NoHooks:
     def on_checkpoint(self, snapshot: Snapshot) -> None:
         pass
 
-    def should_stop(self) -> bool:
-        return False
+    def should_stop(self, *, epoch: int) -> StopReason | None:
+        return None
 
 
 def example(name: str, **overrides: object) -> JobSpec:
