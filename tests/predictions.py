@@ -20,10 +20,17 @@ POINTS = [[0.0, 0.1], [0.9, 1.0], [0.5, 0.5], [-1.0, 2.0]]
 
 
 def train(
-    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, **overrides: Any
+    client: httpx.Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    spec: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Submit the tiny spec (with overrides) over HTTP and train it with a real worker."""
-    submitted = client.post("/v1/jobs", json=tiny_spec(**overrides))
+    """Submit `spec` (the tiny spec by default), with overrides, over HTTP and train it with a
+    real worker."""
+    body = {**(spec if spec is not None else tiny_spec()), **overrides}
+    submitted = client.post("/v1/jobs", json=body)
     assert submitted.status_code == 202, submitted.text
     assert Worker(settings=settings, sessions=sessions).run_once()
     job: dict[str, Any] = client.get(f"/v1/jobs/{submitted.json()['id']}").json()
