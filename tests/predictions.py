@@ -1,8 +1,10 @@
 """Train a tiny job for real and ask it for predictions: shared by the inference tests."""
 
+import io
 from typing import Any
 
 import httpx
+import numpy as np
 import safetensors.torch
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -107,3 +109,19 @@ def predict(client: httpx.Client, job: dict[str, Any], **body: Any) -> dict[str,
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def post_body(
+    client: httpx.Client, job: dict[str, Any], body: bytes, content_type: str
+) -> httpx.Response:
+    """POST raw bytes to the job's predict route, whatever they hold."""
+    return client.post(
+        f"/v1/jobs/{job['id']}/predict", content=body, headers={"Content-Type": content_type}
+    )
+
+
+def npy(array: np.ndarray) -> bytes:
+    """The bytes of `array` as an application/x-npy body."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
