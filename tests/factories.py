@@ -1,4 +1,5 @@
-"""Plain functions that build test inputs, with overridable defaults."""
+"""Job specs for tests: plain functions with overridable defaults, one per kind of job the tests
+train. Each returns the JSON a client would submit; `overrides` replace whole top-level keys."""
 
 from typing import Any
 
@@ -36,6 +37,55 @@ def tiny_spec(**overrides: Any) -> dict[str, Any]:
     return spec
 
 
+def small_spec(**overrides: Any) -> dict[str, Any]:
+    """A small classification job that trains in well under a second: mini-batches, shuffle,
+    Dropout, a schedule and Adam, so it exercises every random stream."""
+    spec: dict[str, Any] = {
+        "name": "small",
+        "dataset": {"kind": "sum_bins", "samples": 120, "features": 12, "edges": [-2, 0, 2]},
+        "model": {
+            "layers": [
+                {"type": "Linear", "out_features": 16},
+                {"type": "ReLU"},
+                {"type": "Dropout", "p": 0.3},
+                {"type": "Linear", "out_features": 4},
+            ]
+        },
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "schedule": {"kind": "step", "step_size": 2, "gamma": 0.5},
+        "epochs": 6,
+        "batch_size": 16,
+        "seed": 3,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def uploaded_spec(dataset_id: str, **overrides: Any) -> dict[str, Any]:
+    """A linear classifier of two classes on an uploaded dataset (`POST /v1/datasets`)."""
+    spec: dict[str, Any] = {
+        "dataset": {"kind": "uploaded", "id": dataset_id},
+        "model": {"layers": [{"type": "Linear", "out_features": 2}]},
+        "optimizer": {"name": "sgd", "lr": 0.1},
+        "epochs": 5,
+        "seed": 1,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def diverging_spec(**overrides: Any) -> dict[str, Any]:
+    """A regression whose learning rate of 1e6 makes the loss non-finite within a few epochs."""
+    spec = tiny_spec(
+        dataset={"kind": "quadratic", "samples": 20},
+        model={"layers": [{"type": "Linear", "out_features": 1}]},
+        optimizer={"name": "sgd", "lr": 1e6},
+        epochs=200,
+    )
+    spec.update(overrides)
+    return spec
+
+
 def spiral_spec(**overrides: Any) -> dict[str, Any]:
     """Seed 001's ReLU + Adam experiment, shortened by default."""
     spec: dict[str, Any] = {
@@ -52,6 +102,24 @@ def spiral_spec(**overrides: Any) -> dict[str, Any]:
         "epochs": 20,
         "batch_size": None,
         "seed": 12345,
+    }
+    spec.update(overrides)
+    return spec
+
+
+def quadratic_spec(**overrides: Any) -> dict[str, Any]:
+    """Seed 004's experiment: y = w x^2 + b fitted to noisy points by plain SGD, full batch."""
+    spec: dict[str, Any] = {
+        "name": "quadratic",
+        "dataset": {"kind": "quadratic", "samples": 100, "noise": 0.2},
+        "model": {
+            "layers": [{"type": "Pow", "exponent": 2}, {"type": "Linear", "out_features": 1}]
+        },
+        "loss": "half_sum_squared",
+        "optimizer": {"name": "sgd", "lr": 0.001},
+        "epochs": 800,
+        "batch_size": None,
+        "seed": 100,
     }
     spec.update(overrides)
     return spec

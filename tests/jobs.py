@@ -1,5 +1,7 @@
-"""Queue jobs through the service's own submit, read them back, wait on them: for worker tests."""
+"""Queue jobs through the service's own submit, claim them by hand as a worker does, read them
+back, wait on them: for worker tests."""
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -11,6 +13,7 @@ from service.keys import create_key
 from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Job
+from service.worker.hooks import DatabaseHooks
 from tests.factories import tiny_spec
 
 
@@ -25,6 +28,40 @@ def queue(
             jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings).id
             for _ in range(count)
         ]
+
+
+def claim(sessions: sessionmaker[Session], settings: Settings, *, token: str) -> Job | None:
+    """Claim the oldest queued job in a transaction of its own, as a worker's loop does."""
+    with transaction(sessions, immediate=True) as session:
+        return jobs.claim(session, lease_token=token, device="cpu", settings=settings)
+
+
+def claimed(sessions: sessionmaker[Session], settings: Settings, *, token: str) -> Job:
+    """claim(), where a queued job is expected."""
+    job = claim(sessions, settings, token=token)
+    assert job is not None
+    return job
+
+
+def hooks_for(sessions: sessionmaker[Session], settings: Settings, job: Job) -> DatabaseHooks:
+    """The hooks the worker holding `job`'s lease trains with; the one place tests build them."""
+    assert job.started_at is not None
+    assert job.lease_owner is not None
+    return DatabaseHooks(
+        sessions=sessions,
+        settings=settings,
+        job_id=job.id,
+        lease_token=job.lease_owner,
+        started_at=job.started_at,
+        shutdown=threading.Event(),
+    )
+
+
+def claimed_hooks(
+    sessions: sessionmaker[Session], settings: Settings, *, token: str
+) -> DatabaseHooks:
+    """Claim the oldest queued job and get the hooks a worker would write its progress with."""
+    return hooks_for(sessions, settings, claimed(sessions, settings, token=token))
 
 
 def read(sessions: sessionmaker[Session], job_id: str) -> Job:

@@ -1,8 +1,10 @@
 """Train a tiny job for real and ask it for predictions: shared by the inference tests."""
 
+import io
 from typing import Any
 
 import httpx
+import numpy as np
 import safetensors.torch
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,10 +22,17 @@ POINTS = [[0.0, 0.1], [0.9, 1.0], [0.5, 0.5], [-1.0, 2.0]]
 
 
 def train(
-    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, **overrides: Any
+    client: httpx.Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    spec: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """Submit the tiny spec (with overrides) over HTTP and train it with a real worker."""
-    submitted = client.post("/v1/jobs", json=tiny_spec(**overrides))
+    """Submit `spec` (the tiny spec by default), with overrides, over HTTP and train it with a
+    real worker."""
+    body = {**(spec if spec is not None else tiny_spec()), **overrides}
+    submitted = client.post("/v1/jobs", json=body)
     assert submitted.status_code == 202, submitted.text
     assert Worker(settings=settings, sessions=sessions).run_once()
     job: dict[str, Any] = client.get(f"/v1/jobs/{submitted.json()['id']}").json()
@@ -100,3 +109,19 @@ def predict(client: httpx.Client, job: dict[str, Any], **body: Any) -> dict[str,
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def post_body(
+    client: httpx.Client, job: dict[str, Any], body: bytes, content_type: str
+) -> httpx.Response:
+    """POST raw bytes to the job's predict route, whatever they hold."""
+    return client.post(
+        f"/v1/jobs/{job['id']}/predict", content=body, headers={"Content-Type": content_type}
+    )
+
+
+def npy(array: np.ndarray) -> bytes:
+    """The bytes of `array` as an application/x-npy body."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()

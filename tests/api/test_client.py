@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.worker.loop import Worker
-from tests.factories import tiny_spec
+from tests.factories import diverging_spec, tiny_spec
 from tests.jobs import wait_for
 
 FAST_EVENTS = {"events_poll_seconds": 0.05}
@@ -64,9 +64,9 @@ def cli(
     )
 
 
-def write_spec(tmp_path: Path, **overrides: Any) -> str:
+def write_spec(tmp_path: Path, spec: dict[str, Any]) -> str:
     path = tmp_path / "spec.json"
-    path.write_text(json.dumps(tiny_spec(**overrides)))
+    path.write_text(json.dumps(spec))
     return str(path)
 
 
@@ -74,7 +74,9 @@ def write_spec(tmp_path: Path, **overrides: Any) -> str:
 def test_submit_follow_shows_progress_and_exits_0_when_the_job_succeeds(
     server: str, api_key: str, tmp_path: Path
 ) -> None:
-    done = cli("submit", write_spec(tmp_path, epochs=30), "--follow", server=server, key=api_key)
+    done = cli(
+        "submit", write_spec(tmp_path, tiny_spec(epochs=30)), "--follow", server=server, key=api_key
+    )
 
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -93,13 +95,7 @@ def test_submit_follow_shows_progress_and_exits_0_when_the_job_succeeds(
 def test_submit_follow_exits_1_with_the_reason_when_the_job_fails(
     server: str, api_key: str, tmp_path: Path
 ) -> None:
-    spec = write_spec(
-        tmp_path,
-        dataset={"kind": "quadratic", "samples": 20},
-        model={"layers": [{"type": "Linear", "out_features": 1}]},
-        optimizer={"name": "sgd", "lr": 1e6},
-        epochs=200,
-    )
+    spec = write_spec(tmp_path, diverging_spec())
 
     done = cli("submit", spec, "--follow", server=server, key=api_key)
 

@@ -13,6 +13,7 @@ from service.settings import Settings
 from service.tables import Dataset
 from service.worker.loop import Worker
 from tests.conftest import create_api_key
+from tests.factories import uploaded_spec
 from tests.predictions import POINTS, predict
 from tests.servers import serve_in_thread
 
@@ -76,14 +77,7 @@ def test_a_job_trains_on_an_uploaded_dataset(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     dataset = upload(client, "points.csv", CSV).json()
-    spec = {
-        "dataset": {"kind": "uploaded", "id": dataset["id"]},
-        "model": {"layers": [{"type": "Linear", "out_features": 2}]},
-        "optimizer": {"name": "sgd", "lr": 0.1},
-        "epochs": 5,
-        "seed": 1,
-    }
-    job = client.post("/v1/jobs", json=spec).json()
+    job = client.post("/v1/jobs", json=uploaded_spec(dataset["id"])).json()
     assert job["spec"]["model"]["layers"][0]["in_features"] == 2
 
     Worker(settings=settings, sessions=sessions).run_once()
@@ -96,14 +90,7 @@ def test_a_job_keeps_predicting_after_its_dataset_row_is_deleted(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     dataset = upload(client, "points.csv", CSV).json()
-    spec = {
-        "dataset": {"kind": "uploaded", "id": dataset["id"]},
-        "model": {"layers": [{"type": "Linear", "out_features": 2}]},
-        "optimizer": {"name": "sgd", "lr": 0.1},
-        "epochs": 5,
-        "seed": 1,
-    }
-    job = client.post("/v1/jobs", json=spec).json()
+    job = client.post("/v1/jobs", json=uploaded_spec(dataset["id"])).json()
     assert job["spec"]["dataset"]["shape"] == {
         "samples": 6,
         "input_shape": [2],
@@ -142,13 +129,7 @@ def test_a_job_keeps_predicting_after_its_dataset_row_is_deleted(
 
 
 def test_an_unknown_dataset_id_is_422_at_submission(client: httpx.Client) -> None:
-    spec = {
-        "dataset": {"kind": "uploaded", "id": "missing"},
-        "model": {"layers": [{"type": "Linear", "out_features": 2}]},
-        "optimizer": {"name": "sgd"},
-        "epochs": 1,
-    }
-    response = client.post("/v1/jobs", json=spec)
+    response = client.post("/v1/jobs", json=uploaded_spec("missing"))
     assert response.status_code == 422
     assert "POST /v1/datasets" in response.json()["detail"]
 
@@ -160,10 +141,5 @@ def test_another_keys_dataset_is_404(
     other = {"Authorization": f"Bearer {create_api_key(sessions, name='other')}"}
 
     assert httpx.get(f"{server}/v1/datasets/{dataset['id']}", headers=other).status_code == 404
-    spec = {
-        "dataset": {"kind": "uploaded", "id": dataset["id"]},
-        "model": {"layers": [{"type": "Linear", "out_features": 2}]},
-        "optimizer": {"name": "sgd"},
-        "epochs": 1,
-    }
+    spec = uploaded_spec(dataset["id"])
     assert httpx.post(f"{server}/v1/jobs", json=spec, headers=other).status_code == 422

@@ -1,19 +1,15 @@
 """GET /metrics after known activity: database numbers at scrape time, this process's counts."""
 
-import threading
-
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
-from service.db import transaction
 from service.settings import Settings
 from service.training.hooks import EpochResult
-from service.worker.hooks import DatabaseHooks
 from service.worker.loop import Worker
 from tests.factories import tiny_spec
+from tests.jobs import claimed_hooks
 
 
 def scrape(server: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -30,18 +26,7 @@ def scrape(server: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def run_by_hand(sessions: sessionmaker[Session], settings: Settings, *, epochs: int) -> str:
     """Claim the oldest queued job as a worker would and store `epochs` epochs of 0.25 s."""
-    with transaction(sessions, immediate=True) as session:
-        job = jobs.claim(session, lease_token="by-hand", device="cpu", settings=settings)
-        assert job is not None
-        assert job.started_at is not None
-    hooks = DatabaseHooks(
-        sessions=sessions,
-        settings=settings,
-        job_id=job.id,
-        lease_token="by-hand",
-        started_at=job.started_at,
-        shutdown=threading.Event(),
-    )
+    hooks = claimed_hooks(sessions, settings, token="by-hand")
     for epoch in range(1, epochs + 1):
         hooks.on_epoch(
             EpochResult(
@@ -55,7 +40,7 @@ def run_by_hand(sessions: sessionmaker[Session], settings: Settings, *, epochs: 
             )
         )
     hooks.flush()
-    return job.id
+    return hooks.job_id
 
 
 def test_metrics_report_jobs_queue_throughput_predictions_and_plots(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.plots.figures import SQUARE_AXES
 from service.settings import Settings
 from tests.conftest import create_api_key
+from tests.factories import quadratic_spec, spiral_spec
 from tests.predictions import train
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -25,8 +26,6 @@ SPIRAL_NETWORK = {
         {"type": "Linear", "out_features": 3},
     ]
 }
-QUADRATIC = {"kind": "quadratic", "samples": 100, "noise": 0.2}
-W_X2_PLUS_B = {"layers": [{"type": "Pow", "exponent": 2}, {"type": "Linear", "out_features": 1}]}
 
 
 @pytest.fixture(autouse=True)
@@ -55,17 +54,14 @@ def region_colours(picture: Image.Image) -> Counter[tuple[int, int, int]]:
 
 
 def spiral_job(client: httpx.Client, sessions: sessionmaker[Session], settings: Settings) -> Any:
-    return train(
-        client,
-        sessions,
-        settings,
+    spec = spiral_spec(
         dataset=SMALL_SPIRAL,
         model=SPIRAL_NETWORK,
         optimizer={"name": "adam", "lr": 0.02},
         epochs=60,
         checkpoint_every=20,
-        seed=12345,
     )
+    return train(client, sessions, settings, spec=spec)
 
 
 def test_decision_boundary_draws_the_predicted_regions_under_the_points(
@@ -90,17 +86,7 @@ def test_decision_boundary_draws_the_predicted_regions_under_the_points(
 def test_fit_draws_the_points_and_the_curve(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    job = train(
-        client,
-        sessions,
-        settings,
-        dataset=QUADRATIC,
-        model=W_X2_PLUS_B,
-        optimizer={"name": "sgd", "lr": 0.001},
-        loss="half_sum_squared",
-        epochs=200,
-        seed=100,
-    )
+    job = train(client, sessions, settings, spec=quadratic_spec(epochs=200))
 
     picture = image(client.get(f"/v1/jobs/{job['id']}/plots/fit.png"))
 
@@ -149,9 +135,7 @@ def test_a_plot_that_does_not_apply_is_409_saying_why(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     classifier = spiral_job(client, sessions, settings)
-    regression = train(
-        client, sessions, settings, dataset=QUADRATIC, model=W_X2_PLUS_B, loss="mse", epochs=2
-    )
+    regression = train(client, sessions, settings, spec=quadratic_spec(loss="mse", epochs=2))
     wide = train(
         client,
         sessions,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service import jobs
 from service.db import transaction
 from service.settings import Settings
-from tests.jobs import queue, read
+from tests.jobs import claim, queue, read
 
 
 def test_a_cancel_racing_a_claim_asks_the_running_job_to_stop(
@@ -30,8 +30,7 @@ def test_a_cancel_racing_a_claim_asks_the_running_job_to_stop(
         if claimed or not statement.lstrip().startswith("SELECT") or "FROM jobs" not in statement:
             return
         claimed.append("claiming")  # the claim's own SELECTs must not fire this again
-        with transaction(sessions, immediate=True) as other:
-            claimed[0] = jobs.claim(other, lease_token="racer", device="cpu", settings=settings)
+        claimed[0] = claim(sessions, settings, token="racer")
 
     event.listen(engine, "after_cursor_execute", claim_it)
     try:

@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.training.networks import build_network
+from tests.factories import small_spec, spiral_spec
 from tests.predictions import POINTS, offline_outputs, predict
 from tests.predictions import train as train_over_http
-from tests.unit.training.factories import RecordingHooks, planned, run, spec_dict
+from tests.unit.training.runs import RecordingHooks, normalised, planned, run
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA device (CI has none; run it on a GPU)"
@@ -75,9 +76,7 @@ def test_cuda_training_starts_from_the_cpu_weights_and_follows_the_cpu_run() -> 
 
 @pytest.mark.slow
 def test_seed_001_relu_adam_on_cuda_reaches_the_tutorials_numbers() -> None:
-    from tests.unit.training.test_seeds import SPIRAL_RELU, spiral_job
-
-    hooks = run_on_cuda(planned(**spiral_job(layers=SPIRAL_RELU, optimizer="adam")))
+    hooks = run_on_cuda(normalised(spiral_spec(epochs=1000)))
 
     final = hooks.epochs[-1]
     assert final.epoch == 1000
@@ -109,7 +108,9 @@ def test_resuming_on_cuda_is_identical_to_an_uninterrupted_run() -> None:
 
 
 def test_a_cuda_checkpoint_loads_into_a_cpu_network_with_the_same_outputs() -> None:
-    spec = planned(model={"layers": CONV_LAYERS}, dataset=spec_dict()["dataset"] | {"features": 16})
+    spec = planned(
+        model={"layers": CONV_LAYERS}, dataset=small_spec()["dataset"] | {"features": 16}
+    )
     hooks = run_on_cuda(spec)
     weights = hooks.checkpoints[-1].weights
 

@@ -1,6 +1,5 @@
 """A worker that lost its lease writes nothing: metrics, checkpoints, status, lease renewals."""
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,34 +13,12 @@ from service.settings import Settings
 from service.statuses import JobStatus
 from service.tables import Job
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
-from service.worker.hooks import DatabaseHooks
-from tests.jobs import queue, read
+from tests.jobs import claim, claimed, hooks_for, queue, read
 
 METRICS = EpochResult(
     epoch=1, loss=0.5, accuracy=0.75, val_loss=None, val_accuracy=None, lr=0.01, seconds=0.1
 )
 CHECKPOINT = Snapshot(epoch=1, kinds=frozenset({"periodic"}), metric=0.5, weights=b"w", state=b"s")
-
-
-def claim(sessions: sessionmaker[Session], settings: Settings, token: str) -> Job:
-    with transaction(sessions, immediate=True) as session:
-        job = jobs.claim(session, lease_token=token, device="cpu", settings=settings)
-    assert job is not None
-    return job
-
-
-def hooks_for(
-    sessions: sessionmaker[Session], settings: Settings, job: Job, token: str
-) -> DatabaseHooks:
-    assert job.started_at is not None
-    return DatabaseHooks(
-        sessions=sessions,
-        settings=settings,
-        job_id=job.id,
-        lease_token=token,
-        started_at=job.started_at,
-        shutdown=threading.Event(),
-    )
 
 
 def expire_lease(sessions: sessionmaker[Session], job_id: str) -> None:
@@ -57,9 +34,9 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     [job_id] = queue(sessions, settings)
-    stale = hooks_for(sessions, settings, claim(sessions, settings, "first"), "first")
+    stale = hooks_for(sessions, settings, claimed(sessions, settings, token="first"))
     expire_lease(sessions, job_id)
-    current = claim(sessions, settings, "second")  # requeued as attempt 2, then claimed
+    current = claimed(sessions, settings, token="second")  # requeued as attempt 2, then claimed
     assert (current.id, current.attempt, current.lease_owner) == (job_id, 2, "second")
 
     stale.on_epoch(METRICS)  # pending: epochs are stored by the next write
@@ -81,7 +58,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
     job = read(sessions, job_id)
     assert (job.status, job.lease_owner, job.epoch) == ("running", "second", 0)
 
-    fresh = hooks_for(sessions, settings, current, "second")
+    fresh = hooks_for(sessions, settings, current)
     fresh.on_epoch(METRICS)
     fresh.flush()
     assert read(sessions, job_id).epoch == 1
@@ -92,12 +69,11 @@ def test_past_max_attempts_an_expired_job_fails_with_the_reason(
 ) -> None:
     [job_id] = queue(sessions, settings)
     for attempt in range(1, settings.max_attempts + 1):
-        job = claim(sessions, settings, f"worker-{attempt}")
+        job = claimed(sessions, settings, token=f"worker-{attempt}")
         assert job.attempt == attempt
         expire_lease(sessions, job_id)
 
-    with transaction(sessions, immediate=True) as session:
-        assert jobs.claim(session, lease_token="late", device="cpu", settings=settings) is None
+    assert claim(sessions, settings, token="late") is None
 
     job = read(sessions, job_id)
     assert job.status == "failed"
@@ -112,16 +88,15 @@ def test_an_expired_job_asked_to_cancel_is_cancelled_at_its_last_stored_epoch(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     [job_id] = queue(sessions, settings)
-    job = claim(sessions, settings, "gone")
-    hooks = hooks_for(sessions, settings, job, "gone")
+    job = claimed(sessions, settings, token="gone")
+    hooks = hooks_for(sessions, settings, job)
     hooks.on_epoch(METRICS)
     hooks.flush()
     with transaction(sessions, immediate=True) as session:
         jobs.cancel(session, job_id=job_id, owner_id=job.owner_id)
     expire_lease(sessions, job_id)
 
-    with transaction(sessions, immediate=True) as session:
-        assert jobs.claim(session, lease_token="next", device="cpu", settings=settings) is None
+    assert claim(sessions, settings, token="next") is None
 
     job = read(sessions, job_id)
     assert (job.status, job.stop_reason, job.lease_owner) == (

@@ -72,7 +72,7 @@ def test_0003_writes_an_uploaded_datasets_shapes_into_its_jobs_specs_and_removes
             connection.execute(text(INSERT_KEY), values)
             connection.execute(text(INSERT_DATASET), values)
             for job_id, dataset_id in (("j1", "d1"), ("j2", "gone"), ("j3", None)):
-                spec = OLD_SPEC if dataset_id is None else uploaded_spec(dataset_id)
+                spec = OLD_SPEC if dataset_id is None else stored_uploaded_spec(dataset_id)
                 connection.execute(text(INSERT_SPEC_JOB), {**values, "id": job_id, "spec": spec})
 
         migrations.upgrade(engine, "0003")
@@ -86,16 +86,16 @@ def test_0003_writes_an_uploaded_datasets_shapes_into_its_jobs_specs_and_removes
         }
         # The migrated spec is one today's service reads; the others are left as they were.
         assert getattr(JobSpec.model_validate(specs["j1"]).dataset, "shape", None) is not None
-        assert specs["j2"] == json.loads(uploaded_spec("gone"))
+        assert specs["j2"] == json.loads(stored_uploaded_spec("gone"))
         assert specs["j3"] == json.loads(OLD_SPEC)
 
         migrations.downgrade(engine, "0002")
-        assert job_specs(engine)["j1"] == json.loads(uploaded_spec("d1"))
+        assert job_specs(engine)["j1"] == json.loads(stored_uploaded_spec("d1"))
     finally:
         engine.dispose()
 
 
-def uploaded_spec(dataset_id: str) -> str:
+def stored_uploaded_spec(dataset_id: str) -> str:
     return json.dumps({"dataset": {"kind": "uploaded", "id": dataset_id}, **SPEC_REST})
 
 

@@ -11,7 +11,8 @@ from service import jobs, repository
 from service.db import transaction
 from service.settings import Settings
 from service.worker.loop import Worker
-from tests.jobs import queue, read, wait_for
+from tests.factories import diverging_spec
+from tests.jobs import queue, queue_spec, read, wait_for
 from tests.servers import start_service
 
 
@@ -48,14 +49,7 @@ def test_empty_queue_runs_nothing(sessions: sessionmaker[Session], settings: Set
 def test_diverging_job_fails_naming_the_epoch(
     sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    [job_id] = queue(
-        sessions,
-        settings,
-        dataset={"kind": "quadratic", "samples": 20},
-        model={"layers": [{"type": "Linear", "out_features": 1}]},
-        optimizer={"name": "sgd", "lr": 1e6},
-        epochs=200,
-    )
+    job_id = queue_spec(sessions, settings, diverging_spec())
 
     Worker(settings=settings, sessions=sessions).run_once()
 

@@ -17,7 +17,7 @@ from service.keys import create_key
 from service.settings import Settings
 from service.specs import JobSpec
 from tests.factories import tiny_spec
-from tests.jobs import read, wait_for
+from tests.jobs import claimed, read, wait_for
 
 AT_ONCE = 30.0  # seconds: a wait that must be woken long before this
 QUIET = 0.05  # seconds: a wait that must time out, nothing having rung
@@ -142,14 +142,12 @@ def test_a_job_handed_back_to_the_queue_rings(
     wakeup.ring_on_commit(sessions, doorbell)
     with transaction(sessions, immediate=True) as session:
         submit(session, settings)
-    with transaction(sessions, immediate=True) as session:
-        claimed = jobs.claim(session, lease_token="w:1", device="cpu", settings=settings)
-    assert claimed is not None
+    job = claimed(sessions, settings, token="w:1")
 
     with doorbell.listen() as listener:
         settle(listener)
         with transaction(sessions, immediate=True) as session:
-            assert jobs.release(session, job_id=claimed.id, lease_token="w:1")
+            assert jobs.release(session, job_id=job.id, lease_token="w:1")
         assert listener.wait(AT_ONCE) is True
 
 

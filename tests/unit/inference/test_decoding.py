@@ -1,18 +1,11 @@
 """Decoding predict bodies: JSON and .npy into float32, and the checks against the network."""
 
-import io
-
 import numpy as np
 import pytest
 
 from service.errors import InvalidInput, UnsupportedMediaType
 from service.inference.decoding import check_finite, check_inputs, decode
-
-
-def npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
+from tests.predictions import npy
 
 
 def json_body(body: bytes, *, checkpoint: str | None = None, top_k: str | None = None):  # type: ignore[no-untyped-def]

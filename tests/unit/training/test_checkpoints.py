@@ -11,7 +11,7 @@ from service.training.checkpoints import (
 )
 from service.training.networks import build_network
 
-from .factories import CPU, planned, run
+from .runs import CPU, planned, run
 
 
 def test_weights_load_strictly_into_the_network_the_spec_describes() -> None:

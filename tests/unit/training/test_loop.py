@@ -9,7 +9,7 @@ from service.training.checkpoints import decode_state
 from service.training.hooks import StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 
-from .factories import CPU, RecordingHooks, planned, run
+from .runs import CPU, RecordingHooks, planned, run
 
 
 def adam_steps(state: bytes) -> int:

@@ -9,12 +9,11 @@ from service.errors import Conflict, InvalidSpec
 from service.specs import JobSpec
 from service.training.datasets import describe_dataset
 from service.training.plan import DataShape, job_shape, plan
-
-from .factories import spec_dict
+from tests.factories import small_spec
 
 
 def job(**overrides: Any) -> JobSpec:
-    return JobSpec.model_validate(spec_dict(**overrides))
+    return JobSpec.model_validate(small_spec(**overrides))
 
 
 def planned(spec: JobSpec) -> JobSpec:

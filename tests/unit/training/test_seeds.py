@@ -7,9 +7,11 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from service.specs import JobSpec
 from service.training.datasets import make_dataset
+from tests.factories import quadratic_spec, spiral_spec
 
-from .factories import planned, run
+from .runs import normalised, planned, run
 
 SPIRAL_LINEAR = [{"type": "Linear", "out_features": 100}, {"type": "Linear", "out_features": 3}]
 SPIRAL_RELU = [
@@ -19,17 +21,15 @@ SPIRAL_RELU = [
 ]
 
 
-def spiral_job(*, layers: list[dict[str, Any]], optimizer: str) -> dict[str, Any]:
+def seed_001(*, layers: list[dict[str, Any]], optimizer: str, epochs: int = 1000) -> JobSpec:
     """Seed 001: 3 x 1000 spiral points, full batch, 1000 steps, lr 1e-3, weight_decay 1e-5."""
-    return {
-        "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 1000, "noise": 0.2},
-        "model": {"layers": layers},
-        "optimizer": {"name": optimizer, "lr": 1e-3, "weight_decay": 1e-5},
-        "schedule": None,
-        "epochs": 1000,
-        "batch_size": None,
-        "seed": 12345,
-    }
+    return normalised(
+        spiral_spec(
+            model={"layers": layers},
+            optimizer={"name": optimizer, "lr": 1e-3, "weight_decay": 1e-5},
+            epochs=epochs,
+        )
+    )
 
 
 @pytest.mark.slow
@@ -41,7 +41,7 @@ def spiral_job(*, layers: list[dict[str, Any]], optimizer: str) -> dict[str, Any
 def test_seed_001_spiral(
     layers: list[dict[str, Any]], optimizer: str, loss: float, accuracy: float
 ) -> None:
-    _, hooks = run(planned(**spiral_job(layers=layers, optimizer=optimizer)))
+    _, hooks = run(seed_001(layers=layers, optimizer=optimizer))
     final = hooks.epochs[-1]
     assert final.epoch == 1000
     # The tutorial prints '%.6f' and '%.3f'.
@@ -53,7 +53,7 @@ def test_seed_001_spiral(
 def tutorial_losses(*, relu: bool, optimizer: str, steps: int) -> list[float]:
     """Seed 001's own loop, in its order (seed, data, network, steps): every step's loss."""
     torch.manual_seed(12345)
-    x, y = make_dataset(planned(**spiral_job(layers=SPIRAL_LINEAR, optimizer=optimizer)).dataset)
+    x, y = make_dataset(seed_001(layers=SPIRAL_LINEAR, optimizer=optimizer).dataset)
     hidden = [nn.ReLU()] if relu else []
     model = nn.Sequential(nn.Linear(2, 100), *hidden, nn.Linear(100, 3))
     optimizer_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
@@ -70,14 +70,14 @@ def tutorial_losses(*, relu: bool, optimizer: str, steps: int) -> list[float]:
 
 
 def test_sgd_gives_the_tutorial_loop_losses_bit_for_bit() -> None:
-    spec = planned(**{**spiral_job(layers=SPIRAL_LINEAR, optimizer="sgd"), "epochs": 100})
+    spec = seed_001(layers=SPIRAL_LINEAR, optimizer="sgd", epochs=100)
     _, hooks = run(spec)
     assert hooks.losses == tutorial_losses(relu=False, optimizer="sgd", steps=100)
 
 
 def test_fused_adam_stays_within_rounding_of_the_tutorial_loop() -> None:
     # The engine's Adam is torch's fused kernel (see optimizers.py); the tutorial ran the default.
-    spec = planned(**{**spiral_job(layers=SPIRAL_RELU, optimizer="adam"), "epochs": 100})
+    spec = seed_001(layers=SPIRAL_RELU, optimizer="adam", epochs=100)
     _, hooks = run(spec)
     expected = tutorial_losses(relu=True, optimizer="adam", steps=100)
     torch.testing.assert_close(hooks.losses, expected, rtol=1e-5, atol=0)
@@ -85,16 +85,7 @@ def test_fused_adam_stays_within_rounding_of_the_tutorial_loop() -> None:
 
 
 def test_seed_004_quadratic_regression() -> None:
-    spec = planned(
-        dataset={"kind": "quadratic", "samples": 100, "noise": 0.2},
-        model={"layers": [{"type": "Pow", "exponent": 2}, {"type": "Linear", "out_features": 1}]},
-        loss="half_sum_squared",
-        optimizer={"name": "sgd", "lr": 0.001},
-        schedule=None,
-        epochs=800,
-        batch_size=None,
-        seed=100,
-    )
+    spec = normalised(quadratic_spec())
     _, hooks = run(spec)
     weights = safetensors.torch.load(hooks.checkpoints[-1].weights)
     assert abs(weights["1.weight"].item() - 2.9645) < 1e-3

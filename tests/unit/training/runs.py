@@ -1,4 +1,5 @@
-"""Plain functions that build training inputs, with overridable defaults, and hooks that record."""
+"""Normalised specs to train directly (the specs themselves come from tests/factories.py), and
+hooks that record what training gives them."""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,38 +11,20 @@ from service.training.datasets import describe_dataset
 from service.training.hooks import EpochResult, Resume, Snapshot, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 from service.training.plan import plan
+from tests.factories import small_spec
 
 CPU = torch.device("cpu")
 
 
-def spec_dict(**overrides: Any) -> dict[str, Any]:
-    """A small classification job that trains in well under a second: mini-batches, shuffle,
-    Dropout, a schedule and Adam, so it exercises every random stream."""
-    spec: dict[str, Any] = {
-        "name": "small",
-        "dataset": {"kind": "sum_bins", "samples": 120, "features": 12, "edges": [-2, 0, 2]},
-        "model": {
-            "layers": [
-                {"type": "Linear", "out_features": 16},
-                {"type": "ReLU"},
-                {"type": "Dropout", "p": 0.3},
-                {"type": "Linear", "out_features": 4},
-            ]
-        },
-        "optimizer": {"name": "adam", "lr": 0.01},
-        "schedule": {"kind": "step", "step_size": 2, "gamma": 0.5},
-        "epochs": 6,
-        "batch_size": 16,
-        "seed": 3,
-    }
-    spec.update(overrides)
-    return spec
+def normalised(spec: dict[str, Any]) -> JobSpec:
+    """What the service stores for a submitted `spec`: validated, then planned."""
+    job = JobSpec.model_validate(spec)
+    return plan(job, data=describe_dataset(job.dataset)).spec
 
 
 def planned(**overrides: Any) -> JobSpec:
-    """The normalised spec of spec_dict(**overrides)."""
-    spec = JobSpec.model_validate(spec_dict(**overrides))
-    return plan(spec, data=describe_dataset(spec.dataset)).spec
+    """The normalised small_spec(**overrides)."""
+    return normalised(small_spec(**overrides))
 
 
 @dataclass

@@ -3,50 +3,26 @@ the jobs' rows in one query and their new epochs in one more, and each stream he
 its own job's changes."""
 
 import asyncio
-import threading
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs
 from service.api.event_hub import EventHub
-from service.db import transaction
-from service.keys import create_key
 from service.settings import Settings
-from service.specs import JobSpec
 from service.training.hooks import EpochResult
 from service.worker.hooks import DatabaseHooks
-from tests.factories import tiny_spec
+from tests.jobs import claimed_hooks, queue
 
 
 def running_jobs(
     sessions: sessionmaker[Session], settings: Settings, count: int
 ) -> list[DatabaseHooks]:
     """Queue `count` tiny jobs and claim each as a worker does; write epochs with the hooks."""
-    with transaction(sessions, immediate=True) as session:
-        owner, _ = create_key(session, name="poller-tests")
-        spec = JobSpec.model_validate(tiny_spec(epochs=10))
-        for _ in range(count):
-            jobs.submit(session, spec=spec, owner_id=owner.id, settings=settings)
-    writers = []
-    for number in range(count):
-        token = f"test-worker:{number}"
-        with transaction(sessions, immediate=True) as session:
-            job = jobs.claim(session, lease_token=token, device="cpu", settings=settings)
-            assert job is not None
-            assert job.started_at is not None
-        writers.append(
-            DatabaseHooks(
-                sessions=sessions,
-                settings=settings,
-                job_id=job.id,
-                lease_token=token,
-                started_at=job.started_at,
-                shutdown=threading.Event(),
-            )
-        )
-    return writers
+    queue(sessions, settings, count, epochs=10)
+    return [
+        claimed_hooks(sessions, settings, token=f"test-worker:{number}") for number in range(count)
+    ]
 
 
 def write_epochs(writer: DatabaseHooks, epochs: range) -> None:
