@@ -3,6 +3,7 @@
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
+from service import migrations
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
 
@@ -42,4 +43,4 @@ def test_health_needs_no_key(server: str) -> None:
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok", "detail": {}}
     ready = httpx.get(f"{server}/readyz").json()
     assert ready["status"] == "ok"
-    assert ready["detail"]["schema"] == "0001"
+    assert ready["detail"]["schema"] == migrations.head_revision()
