@@ -5,12 +5,14 @@ from typing import Any
 
 import pytest
 
-from service.specs import EarlyStopping, MetricName
+from service.specs import EarlyStopping, JobSpec, MetricName
 from service.training.early_stopping import Patience, observe
 from service.training.hooks import EpochResult, StopKind, StopReason
 from service.training.loop import TrainingOutcome
 
-from .runs import planned, run
+from tests.factories import early_stopping_spec
+
+from .runs import normalised, run
 
 
 def epoch_result(epoch: int, metric: MetricName, value: float) -> EpochResult:
@@ -119,21 +121,15 @@ def test_epochs_before_start_epoch_are_not_watched() -> None:
 
 # --- in the loop: a tiny seeded network ---------------------------------------------------------
 #
-# small_spec at Adam lr 0.05 with a quarter held out. Its metrics, epoch by epoch (4 digits):
+# early_stopping_spec: small_spec at Adam lr 0.05 with a quarter held out. Its metrics, epoch by epoch (4 digits):
 #   val_loss  1.269 1.048 0.9337 0.8892 0.8955 0.9303 0.941  0.9534 ...  (lowest at epoch 4)
 #   loss      1.21  0.7854 0.5554 0.5124 0.4189 0.4226 0.3953 0.4156 0.3989 0.3747 0.3443 0.3641
 #             0.394 0.3545 ...
 #   accuracy  0.544 0.656 0.822 0.811 0.844 0.822 0.867 0.833 0.833 0.867 0.9 ...
 
 
-def spec_stopping_early(**early_stopping: Any) -> Any:
-    return planned(
-        epochs=30,
-        validation_fraction=0.25,
-        checkpoint_every=2,
-        optimizer={"name": "adam", "lr": 0.05},
-        early_stopping=early_stopping,
-    )
+def spec_stopping_early(**early_stopping: Any) -> JobSpec:
+    return normalised(early_stopping_spec(early_stopping=early_stopping))
 
 
 @pytest.mark.parametrize(
@@ -194,12 +190,7 @@ def test_the_early_stopped_epoch_is_final_and_the_best_checkpoint_stays_marked()
 
 
 def test_a_stop_due_on_the_last_epoch_is_no_early_stop() -> None:
-    spec = planned(
-        epochs=7,
-        validation_fraction=0.25,
-        optimizer={"name": "adam", "lr": 0.05},
-        early_stopping={"patience": 3},
-    )
+    spec = normalised(early_stopping_spec(epochs=7))
     outcome, hooks = run(spec)
 
     assert outcome == TrainingOutcome(epoch=7, stop=None)
