@@ -26,7 +26,8 @@ REGRESSION_LAYERS = {"layers": [{"type": "Linear", "out_features": 1}]}
             tiny_spec(
                 task="regression", model=REGRESSION_LAYERS, early_stopping={"metric": "accuracy"}
             ),
-            "accuracy is not defined for regression; use early_stopping.metric 'loss' or 'val_loss'",
+            "accuracy is not defined for regression; "
+            "use early_stopping.metric 'loss' or 'val_loss'",
         ),
         (
             tiny_spec(epochs=10, early_stopping={"start_epoch": 11}),

@@ -9,7 +9,6 @@ from service.specs import EarlyStopping, JobSpec, MetricName
 from service.training.early_stopping import Patience, observe
 from service.training.hooks import EpochResult, StopKind, StopReason
 from service.training.loop import TrainingOutcome
-
 from tests.factories import early_stopping_spec
 
 from .runs import normalised, run
@@ -121,7 +120,8 @@ def test_epochs_before_start_epoch_are_not_watched() -> None:
 
 # --- in the loop: a tiny seeded network ---------------------------------------------------------
 #
-# early_stopping_spec: small_spec at Adam lr 0.05 with a quarter held out. Its metrics, epoch by epoch (4 digits):
+# early_stopping_spec: small_spec at Adam lr 0.05 with a quarter held out. Its metrics, epoch by
+# epoch (4 digits):
 #   val_loss  1.269 1.048 0.9337 0.8892 0.8955 0.9303 0.941  0.9534 ...  (lowest at epoch 4)
 #   loss      1.21  0.7854 0.5554 0.5124 0.4189 0.4226 0.3953 0.4156 0.3989 0.3747 0.3443 0.3641
 #             0.394 0.3545 ...
