@@ -2,7 +2,7 @@
 
     queued -> running                    the claim (below)
     queued -> cancelled                  cancel before a worker claims it
-    running -> succeeded                 trained every epoch
+    running -> succeeded                 trained every epoch, or stopped early (early_stopping)
     running -> failed                    an error, or past SERVICE_MAX_JOB_SECONDS
     running -> cancelled                 stopped at an epoch boundary after a cancel
     running -> pruned                    a sweep's early stopping ended the trial

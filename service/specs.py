@@ -189,6 +189,22 @@ ScheduleSpec = Annotated[
 LossName = Literal["cross_entropy", "bce_with_logits", "mse", "l1", "huber", "half_sum_squared"]
 MetricName = Literal["loss", "val_loss", "accuracy", "val_accuracy"]
 CLASSIFICATION_LOSSES = frozenset({"cross_entropy", "bce_with_logits"})
+VALIDATION_METRICS = frozenset({"val_loss", "val_accuracy"})
+ACCURACY_METRICS = frozenset({"accuracy", "val_accuracy"})
+
+
+class EarlyStopping(Strict):
+    """Stop when `metric` has not improved by more than `min_delta` for `patience` epochs,
+    counted from `start_epoch`; the job then ends `succeeded` at that epoch."""
+
+    # None: the job's best_metric (val_loss when there is a validation split, else loss).
+    metric: MetricName | None = None
+    # Epochs in a row without enough improvement before stopping.
+    patience: PositiveInt = 10
+    # Lower is better for losses, higher for accuracies; only a change beyond this counts.
+    min_delta: float = Field(default=0.0, ge=0)
+    # Epochs before it are not watched at all: a warm-up whose metric sets no best.
+    start_epoch: PositiveInt = 1
 
 
 class JobSpec(Strict):
@@ -218,26 +234,62 @@ class JobSpec(Strict):
     # None: val_loss when there is a validation split, else loss.
     best_metric: MetricName | None = None
     max_grad_norm: float | None = Field(default=None, gt=0)
+    # None: train every epoch.
+    early_stopping: EarlyStopping | None = None
+
+    @property
+    def stop_metric(self) -> MetricName | None:
+        """The metric early stopping watches, if the job stops early."""
+        if self.early_stopping is None:
+            return None
+        return self.early_stopping.metric or self.best_metric
 
     @model_validator(mode="after")
     def _consistent(self) -> "JobSpec":
-        if self.best_metric in ("val_loss", "val_accuracy") and self.validation_fraction == 0:
+        for field, metric in _metric_fields(
+            best_metric=self.best_metric, stop_metric=self.stop_metric
+        ):
+            if metric in VALIDATION_METRICS and self.validation_fraction == 0:
+                raise ValueError(
+                    f"{field} {metric!r} needs a validation split; "
+                    f"set validation_fraction, e.g. 0.2, or use {field} 'loss'"
+                )
+        if self.early_stopping is not None and self.early_stopping.start_epoch > self.epochs:
             raise ValueError(
-                f"best_metric {self.best_metric!r} needs a validation split; "
-                "set validation_fraction, e.g. 0.2, or use best_metric 'loss'"
+                f"early_stopping.start_epoch {self.early_stopping.start_epoch} is after the last "
+                f"epoch ({self.epochs}); lower start_epoch or raise epochs"
             )
         if self.task is not None:
-            problem = task_mismatch(task=self.task, loss=self.loss, best_metric=self.best_metric)
+            problem = task_mismatch(
+                task=self.task,
+                loss=self.loss,
+                best_metric=self.best_metric,
+                stop_metric=self.stop_metric,
+            )
             if problem is not None:
                 raise ValueError(problem)
         return self
 
 
+def _metric_fields(
+    *, best_metric: MetricName | None, stop_metric: MetricName | None
+) -> list[tuple[str, MetricName]]:
+    """The spec's fields that name a metric, with the metric each names."""
+    named = (("best_metric", best_metric), ("early_stopping.metric", stop_metric))
+    return [(field, metric) for field, metric in named if metric is not None]
+
+
 def task_mismatch(
-    *, task: Task, loss: LossName | None, best_metric: MetricName | None, inferred: bool = False
+    *,
+    task: Task,
+    loss: LossName | None,
+    best_metric: MetricName | None,
+    stop_metric: MetricName | None = None,
+    inferred: bool = False,
 ) -> str | None:
-    """Why `loss` or `best_metric` cannot serve a job of `task`, saying what to use instead;
-    None when they fit. `inferred`: the task came from the dataset, not from the spec."""
+    """Why `loss`, `best_metric` or early stopping's metric cannot serve a job of `task`, saying
+    what to use instead; None when they fit. `inferred`: the task came from the dataset, not
+    from the spec."""
     if loss is not None and (loss in CLASSIFICATION_LOSSES) != (task == "classification"):
         fitting = (
             "cross_entropy or bce_with_logits"
@@ -250,6 +302,8 @@ def task_mismatch(
                 "or set task to match the loss"
             )
         return f"loss {loss!r} does not fit task {task!r}; use {fitting}"
-    if task == "regression" and best_metric in ("accuracy", "val_accuracy"):
-        return "accuracy is not defined for regression; use best_metric 'loss' or 'val_loss'"
+    if task == "regression":
+        for field, metric in _metric_fields(best_metric=best_metric, stop_metric=stop_metric):
+            if metric in ACCURACY_METRICS:
+                return f"accuracy is not defined for regression; use {field} 'loss' or 'val_loss'"
     return None

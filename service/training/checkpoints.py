@@ -8,12 +8,14 @@
     standardize.x_mean, .x_std, .y_mean, .y_std   present only when the job standardises
 
 and scalars as JSON in the safetensors metadata: format_version, epoch, optimizer.param_groups,
-optimizer.scalars (non-tensor optimizer state), schedule (the scheduler's state_dict), best.
+optimizer.scalars (non-tensor optimizer state), schedule (the scheduler's state_dict), best,
+early_stopping (the Patience fields, or null when the job does not stop early; a checkpoint
+written before early stopping existed has no such key and reads as null).
 """
 
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import safetensors
@@ -21,6 +23,7 @@ import safetensors.torch
 import torch
 
 from service.errors import ServiceError
+from service.training.early_stopping import Patience
 from service.training.standardize import Standardization
 
 FORMAT_VERSION = 1
@@ -36,6 +39,7 @@ class TrainingState:
     rng: dict[str, torch.Tensor]  # "cpu", "shuffle", and "cuda" when trained there
     best: float | None  # the best value of the job's best_metric among emitted checkpoints
     standardization: Standardization | None
+    patience: Patience | None = None  # early stopping's count, when the job stops early
 
 
 def encode_weights(network: torch.nn.Module) -> bytes:
@@ -70,6 +74,7 @@ def encode_state(state: TrainingState) -> bytes:
         "optimizer.scalars": json.dumps(scalars),
         "schedule": json.dumps(state.schedule),
         "best": json.dumps(state.best),
+        "early_stopping": json.dumps(None if state.patience is None else asdict(state.patience)),
     }
     cpu_tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     return safetensors.torch.save(cpu_tensors, metadata=metadata)
@@ -86,7 +91,7 @@ def read_metadata(blob: bytes) -> dict[str, str]:
 def decode_state(blob: bytes) -> TrainingState:
     try:
         return _decode_state(blob)
-    except (safetensors.SafetensorError, struct.error, ValueError, KeyError) as exc:
+    except (safetensors.SafetensorError, struct.error, ValueError, KeyError, TypeError) as exc:
         raise ServiceError(f"checkpoint state is unreadable: {exc!r}") from exc
 
 
@@ -115,7 +120,13 @@ def _decode_state(blob: bytes) -> TrainingState:
         rng={k.removeprefix("rng."): t for k, t in tensors.items() if k.startswith("rng.")},
         best=json.loads(metadata["best"]),
         standardization=Standardization.from_tensors(tensors),
+        patience=_patience(metadata.get("early_stopping")),
     )
+
+
+def _patience(stored: str | None) -> Patience | None:
+    fields = json.loads(stored) if stored is not None else None
+    return None if fields is None else Patience(**fields)
 
 
 def read_standardization(state: bytes) -> Standardization | None:

@@ -54,10 +54,11 @@ class Snapshot:
 
 
 class StopKind(Enum):
-    """Why training stops before its last epoch. The hooks decide all of these today; early
-    stopping, decided by the loop from the metrics, and a sweep's pruning, decided by the hooks,
-    are kinds to come."""
+    """Why training stops before its last epoch. The loop decides EARLY_STOPPED from the
+    metrics; the hooks decide the rest. A sweep's pruning, decided by the hooks, is a kind to
+    come."""
 
+    EARLY_STOPPED = "early stopped"
     CANCEL_REQUESTED = "cancel requested"
     OUT_OF_TIME = "out of time"
     LEASE_LOST = "lease lost"
@@ -94,5 +95,5 @@ class TrainingHooks(Protocol):
         """Called with each checkpoint to store; never with non-finite weights."""
 
     def should_stop(self, *, epoch: int) -> StopReason | None:
-        """Asked after every epoch but the last (after on_epoch); a reason ends training there,
-        after checkpointing that epoch."""
+        """Asked after every epoch but the last (after on_epoch) unless early stopping ends
+        training there; a reason ends training there, after checkpointing that epoch."""

@@ -16,7 +16,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from service.errors import TrainingFailed
 from service.specs import JobSpec
-from service.training import holdout, randomness
+from service.training import early_stopping, holdout, randomness
 from service.training.batches import Batches
 from service.training.checkpoints import (
     TrainingState,
@@ -26,16 +26,18 @@ from service.training.checkpoints import (
     load_weights,
 )
 from service.training.datasets import make_dataset
+from service.training.early_stopping import Patience
 from service.training.hooks import (
     CheckpointKind,
     EpochResult,
     Resume,
     Snapshot,
+    StopKind,
     StopReason,
     TrainingHooks,
 )
 from service.training.losses import LOSSES, LossFunction
-from service.training.metrics import EpochTotals, read_totals
+from service.training.metrics import EpochTotals, improves, read_totals
 from service.training.networks import build_network
 from service.training.optimizers import (
     build_optimizer,
@@ -104,20 +106,12 @@ def prepare_data(
 
 
 def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
-    if epoch == spec.epochs:
+    # Early stopping ends the job where it is: that epoch is its last, as `final` says.
+    if epoch == spec.epochs or (stop is not None and stop.kind == StopKind.EARLY_STOPPED):
         return {"final"}
     if stop is not None or epoch % (spec.checkpoint_every or 1) == 0:
         return {"periodic"}
     return set()
-
-
-def _improves(value: float | None, *, best: float | None, metric: str) -> bool:
-    """Lower is better for losses, higher for accuracies; a tie keeps the earlier checkpoint."""
-    if value is None:
-        return False
-    if best is None:
-        return True
-    return value > best if metric.endswith("accuracy") else value < best
 
 
 def _all_finite(network: torch.nn.Module) -> bool:
@@ -133,8 +127,9 @@ def _restore(
     schedule: LRScheduler | None,
     shuffle: torch.Generator,
     device: torch.device,
-) -> float | None:
-    """Put the run back where the checkpoint left it; returns the best metric so far."""
+) -> TrainingState:
+    """Put the run back where the checkpoint left it; returns the state it read, which holds
+    the best metric and early stopping's count so far."""
     state = decode_state(resume.state)
     load_weights(network, resume.weights)
     optimizer.load_state_dict(state.optimizer)
@@ -142,7 +137,7 @@ def _restore(
         schedule.load_state_dict(state.schedule)
     randomness.restore_global_states(state.rng, device=device)
     shuffle.set_state(state.rng["shuffle"])
-    return state.best
+    return state
 
 
 def _train_epoch(
@@ -223,9 +218,12 @@ def train(
         generator=randomness.generator(seed, stream="shuffle"),
     )
     best: float | None = None
+    # Early stopping's count, kept (and checkpointed) only when the spec asks for it.
+    rule = spec.early_stopping
+    patience = Patience()
     first_epoch = 1
     if resume is not None:
-        best = _restore(
+        restored = _restore(
             resume,
             network=network,
             optimizer=optimizer,
@@ -233,6 +231,9 @@ def train(
             shuffle=batches.generator,
             device=device,
         )
+        best = restored.best
+        # A checkpoint from before early stopping existed has no count: it starts afresh.
+        patience = restored.patience or patience
         first_epoch = resume.epoch + 1
     logger.info(
         "training %r on %s from epoch %d of %d", spec.name, device, first_epoch, spec.epochs
@@ -291,11 +292,19 @@ def train(
         )
         hooks.on_epoch(metrics)
 
-        stop = hooks.should_stop(epoch=epoch) if epoch < spec.epochs else None
+        stopped_early = None
+        if rule is not None:
+            patience, stopped_early = early_stopping.observe(
+                patience, rule=rule, epoch=epoch, metrics=metrics
+            )
+        # The last epoch ends training anyway, with nothing cut short. Early stopping goes before
+        # the hooks: the job's work is done, and a shutdown handing it back would resume it past
+        # the epoch it stopped at.
+        stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
         kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
         if kinds:
             metric = getattr(metrics, best_metric)
-            if _improves(metric, best=best, metric=best_metric):
+            if improves(metric, best=best, metric=best_metric):
                 kinds.add("best")
                 best = metric
             state = TrainingState(
@@ -305,6 +314,7 @@ def train(
                 rng={**randomness.global_states(device), "shuffle": batches.generator.get_state()},
                 best=best,
                 standardization=data.standardization,
+                patience=patience if rule is not None else None,
             )
             hooks.on_checkpoint(
                 _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)

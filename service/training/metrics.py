@@ -1,10 +1,11 @@
-"""Epoch loss and accuracy, kept on the device and read with one sync per epoch."""
+"""Epoch loss and accuracy, kept on the device and read with one sync per epoch; which way each
+metric improves."""
 
 import math
 
 import torch
 
-from service.specs import LossName
+from service.specs import ACCURACY_METRICS, LossName, MetricName
 from service.training.losses import count_correct
 
 # Outputs held before their correct predictions are counted: 4 MiB of float32 at most.
@@ -85,3 +86,17 @@ def read_totals(*totals: EpochTotals) -> list[tuple[float, float | None]]:
         out.append(each.read(values[: len(tensor)]))
         values = values[len(tensor) :]
     return out
+
+
+def improves(
+    value: float | None, *, best: float | None, metric: MetricName, min_delta: float = 0.0
+) -> bool:
+    """Whether `value` of `metric` beats `best` by more than `min_delta`: lower is better for
+    losses, higher for accuracies. A tie does not improve, so the earlier epoch stays best."""
+    if value is None:
+        return False
+    if best is None:
+        return True
+    if metric in ACCURACY_METRICS:
+        return value > best + min_delta
+    return value < best - min_delta

@@ -1,8 +1,8 @@
 """Check a job spec against its data before any work starts, and write out its normalised form.
 
 `plan` fills in every default that depends on the task or the data (task, loss, seed,
-checkpoint_every, best_metric, the cosine schedule's t_max, each layer's input size, and an
-upload's shapes, so a job keeps predicting after its dataset is gone),
+checkpoint_every, best_metric, early stopping's metric, the cosine schedule's t_max, each
+layer's input size, and an upload's shapes, so a job keeps predicting after its dataset is gone),
 dry-runs the network on the meta device, and refuses, with a message saying what to change,
 any spec that could not train. It allocates no real memory, so the api can call it on every
 submission.
@@ -84,7 +84,11 @@ def _for_task(data: DataShape, *, task: Task | None) -> DataShape:
 def _choose_loss(spec: JobSpec, *, data: DataShape) -> LossName:
     loss = spec.loss or DEFAULT_LOSS[data.task]
     problem = task_mismatch(
-        task=data.task, loss=loss, best_metric=spec.best_metric, inferred=spec.task is None
+        task=data.task,
+        loss=loss,
+        best_metric=spec.best_metric,
+        stop_metric=spec.stop_metric,
+        inferred=spec.task is None,
     )
     if problem is not None:
         raise InvalidSpec(problem)
@@ -183,6 +187,7 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     labels_guessed = spec.task is None and kind_of(spec.dataset).task_from_targets
     _check_output(traced, data=data, loss=loss, task_inferred=labels_guessed)
     _check_batches(spec, data=data, traced=traced)
+    best_metric = spec.best_metric or ("val_loss" if spec.validation_fraction > 0 else "loss")
     fields = spec.model_dump()
     fields.update(
         dataset=recorded,
@@ -192,8 +197,13 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
         # A random seed is still a seed: stored in the spec, the job can be rerun exactly.
         seed=spec.seed if spec.seed is not None else secrets.randbelow(2**63),
         checkpoint_every=spec.checkpoint_every or max(1, spec.epochs // 10),
-        best_metric=spec.best_metric or ("val_loss" if spec.validation_fraction > 0 else "loss"),
+        best_metric=best_metric,
     )
+    if spec.early_stopping is not None:
+        fields["early_stopping"] = {
+            **spec.early_stopping.model_dump(),
+            "metric": spec.early_stopping.metric or best_metric,
+        }
     if isinstance(spec.schedule, specs.CosineSchedule):
         fields["schedule"] = {
             **spec.schedule.model_dump(),

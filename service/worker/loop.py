@@ -123,6 +123,8 @@ class Worker:
         match outcome.stop:
             case None:
                 self._end(hooks, status=JobStatus.SUCCEEDED)
+            case StopReason(kind=StopKind.EARLY_STOPPED, detail=detail):
+                self._end(hooks, status=JobStatus.SUCCEEDED, stop_reason=detail)
             case StopReason(kind=StopKind.CANCEL_REQUESTED, detail=detail):
                 self._end(hooks, status=JobStatus.CANCELLED, stop_reason=detail)
             case StopReason(kind=StopKind.OUT_OF_TIME, detail=detail):

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.worker.loop import Worker
-from tests.factories import diverging_spec, tiny_spec
+from tests.factories import diverging_spec, early_stopping_spec, tiny_spec
 from tests.jobs import wait_for
 
 FAST_EVENTS = {"events_poll_seconds": 0.05}
@@ -89,6 +89,30 @@ def test_submit_follow_shows_progress_and_exits_0_when_the_job_succeeds(
         for line in lines
     ), done.stdout
     assert lines[-1].startswith(f"job {job_id} succeeded at epoch 30/30: loss ")
+
+
+@pytest.mark.usefixtures("worker")
+def test_a_job_that_stops_early_says_why_when_followed_and_shown(
+    server: str, api_key: str, tmp_path: Path
+) -> None:
+    done = cli(
+        "submit",
+        write_spec(tmp_path, early_stopping_spec()),
+        "--follow",
+        server=server,
+        key=api_key,
+    )
+    job_id = done.stdout.split()[1]
+    shown = cli("show", job_id, server=server, key=api_key)
+
+    assert done.returncode == 0, done.stderr
+    reason = "early stopping: val_loss did not improve for 3 epochs (best 0.8892 at epoch 4)"
+    *_, summary, stopped = done.stdout.splitlines()
+    assert summary.startswith(f"job {job_id} succeeded at epoch 7/30: loss ")
+    assert stopped == f"stopped: {reason}"
+    assert "status     succeeded\n" in shown.stdout
+    assert "progress   epoch 7/30, attempt 1\n" in shown.stdout
+    assert f"stopped    {reason}\n" in shown.stdout
 
 
 @pytest.mark.usefixtures("worker")

@@ -77,3 +77,21 @@ def test_quadratic_example_reproduces_seed_004_through_the_service(
     weights = safetensors.torch.load(client.get(f"/v1/jobs/{job['id']}/checkpoints/final").content)
     assert weights["1.weight"].item() == pytest.approx(2.9645, abs=1e-3)
     assert weights["1.bias"].item() == pytest.approx(2.1146, abs=1e-3)
+
+
+def test_the_early_stopping_example_stops_where_its_validation_loss_stopped_falling(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, backend: str
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("reproduced once, on SQLite: the numbers do not depend on the database")
+    job = train_example(client, sessions, settings, "sum-bins-early-stopping")
+
+    assert (job["epoch"], job["stop_reason"]) == (
+        15,
+        "early stopping: val_loss did not improve by more than 0.001 for 10 epochs "
+        "(best 2.028 at epoch 5)",
+    )
+    assert job["latest"]["accuracy"] == 1.0  # the training split is learnt by heart
+    assert job["best"]["epoch"] == 5
+    checkpoints = client.get(f"/v1/jobs/{job['id']}/checkpoints").json()
+    assert [c["epoch"] for c in checkpoints if c["kind"] in ("best", "final")] == [5, 15]

@@ -4,11 +4,14 @@ import torch
 
 from service.errors import ServiceError
 from service.training.checkpoints import (
+    TrainingState,
     decode_state,
+    encode_state,
     load_weights,
     read_metadata,
     read_standardization,
 )
+from service.training.early_stopping import Patience
 from service.training.networks import build_network
 
 from .runs import CPU, planned, run
@@ -56,8 +59,10 @@ def test_state_decodes_with_optimizer_schedule_and_generators() -> None:
     assert all(t.dtype == torch.uint8 for t in state.rng.values())
     assert state.best == hooks.epochs[1].loss
     assert state.standardization is None
+    assert state.patience is None  # the spec does not stop early
     metadata = read_metadata(hooks.checkpoints[1].state)
     assert metadata["format_version"] == "1"
+    assert metadata["early_stopping"] == "null"
     assert read_standardization(hooks.checkpoints[1].state) is None
 
 
@@ -99,3 +104,35 @@ def test_classification_standardises_inputs_only() -> None:
 def test_garbage_state_is_refused() -> None:
     with pytest.raises(ServiceError, match="checkpoint state is unreadable"):
         decode_state(b"not a checkpoint")
+
+
+def test_early_stopping_count_round_trips_in_the_metadata() -> None:
+    spec = planned(
+        epochs=10, checkpoint_every=1, validation_fraction=0.25, early_stopping={"patience": 8}
+    )
+    _, hooks = run(spec)
+    losses = [m.val_loss for m in hooks.epochs]
+    state = decode_state(hooks.checkpoints[-1].state)
+    assert state.patience is not None
+    assert state.patience.best == min(v for v in losses if v is not None)
+    assert state.patience.best_epoch == losses.index(state.patience.best) + 1
+    assert state.patience.stale == 10 - state.patience.best_epoch
+    assert read_metadata(hooks.checkpoints[-1].state)["early_stopping"] == (
+        f'{{"best": {state.patience.best!r}, "best_epoch": {state.patience.best_epoch}, '
+        f'"stale": {state.patience.stale}}}'
+    )
+
+
+def test_a_state_written_before_early_stopping_existed_reads_without_a_count() -> None:
+    _, hooks = run(planned(epochs=1))
+    state = decode_state(hooks.checkpoints[-1].state)
+    with_count = encode_state(
+        TrainingState(**{**vars(state), "patience": Patience(best=0.5, best_epoch=1, stale=2)})
+    )
+    tensors = safetensors.torch.load(with_count)
+    metadata = read_metadata(with_count)
+    del metadata["early_stopping"]
+    old = safetensors.torch.save(tensors, metadata=metadata)
+
+    assert decode_state(with_count).patience == Patience(best=0.5, best_epoch=1, stale=2)
+    assert decode_state(old).patience is None

@@ -65,6 +65,41 @@ def test_plan_is_idempotent() -> None:
     assert plan(once, data=describe_dataset(once.dataset)).parameters > 0
 
 
+@pytest.mark.parametrize(
+    ("overrides", "metric"),
+    [
+        ({}, "loss"),
+        ({"validation_fraction": 0.25}, "val_loss"),
+        ({"best_metric": "accuracy"}, "accuracy"),
+        (
+            {
+                "early_stopping": {"metric": "val_accuracy", "patience": 4},
+                "validation_fraction": 0.25,
+            },
+            "val_accuracy",
+        ),
+    ],
+    ids=["loss", "val_loss", "best_metric", "given"],
+)
+def test_early_stopping_watches_the_best_metric_unless_told(
+    overrides: dict[str, Any], metric: str
+) -> None:
+    spec = job(**{"early_stopping": {"patience": 4}, **overrides})
+    normalised = planned(spec)
+    assert normalised.early_stopping is not None
+    assert normalised.early_stopping.model_dump() == {
+        "metric": metric,
+        "patience": 4,
+        "min_delta": 0.0,
+        "start_epoch": 1,
+    }
+    assert planned(normalised) == normalised
+
+
+def test_a_spec_without_early_stopping_trains_every_epoch() -> None:
+    assert planned(job()).early_stopping is None
+
+
 UPLOAD = DataShape(
     samples=10, input_shape=(1, 4, 4), task="classification", num_classes=3, target_shape=()
 )
