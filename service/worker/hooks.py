@@ -1,8 +1,8 @@
 """The training loop's hooks, writing to the database under the job's lease.
 
-Epochs go to a MetricsWriter (see writer.py), which stores them in batches; a checkpoint is
-written at once, with every epoch before it, in one transaction. Every write first renews the
-lease with a conditional UPDATE in the same transaction: if the lease is no longer ours (it
+Epochs and checkpoints go to a MetricsWriter (see writer.py), which stores epochs in batches and
+a checkpoint at once, with every epoch before it, in one transaction. Every write first renews
+the lease with a conditional UPDATE in the same transaction: if the lease is no longer ours (it
 expired and another worker took the job), nothing is written and LeaseLost stops training.
 """
 
@@ -93,7 +93,7 @@ class DatabaseHooks:
             created_at=jobs.now(),
         )
         keep = self.settings.keep_periodic_checkpoints
-        self.writer.write(
+        self.writer.enqueue(
             lambda session: repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
         )
 

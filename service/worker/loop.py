@@ -193,8 +193,13 @@ class Worker:
         def release() -> bool:
             if probe is not None:
                 probe()
-            with transaction(self.sessions, immediate=True) as session:
-                return jobs.release(session, job_id=hooks.job_id, lease_token=hooks.lease_token)
+            # Through the writer: the epochs and the checkpoint it still holds go first, in the
+            # same transaction, so the job resumes from the epoch it stopped at.
+            return hooks.writer.write(
+                lambda session: jobs.release(
+                    session, job_id=hooks.job_id, lease_token=hooks.lease_token
+                )
+            )
 
         try:
             released = outages.retry(release, what=f"job {hooks.job_id}", stop=self.shutdown)

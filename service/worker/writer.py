@@ -4,10 +4,12 @@ A transaction per epoch costs more than a small epoch takes to train, so the tra
 only appends each EpochResult to a list. A background thread stores what has gathered every
 SERVICE_METRICS_FLUSH_SECONDS, in one transaction that renews the lease (a conditional UPDATE
 that also reads whether a cancel was asked) and inserts the epochs with one executemany INSERT;
-it is the job's heartbeat as well. A write that must not wait (a checkpoint, how the job ended)
-takes every pending epoch along in its own transaction, so a checkpoint is never stored ahead
-of the epochs before it, and a killed worker loses only epochs after its last checkpoint, which
-the resume trains again.
+it is the job's heartbeat as well. A checkpoint is handed to the same thread, which stores it at
+once, while training goes on: a checkpoint write costs more than a small job's epochs, and a
+network round trip besides on PostgreSQL. How the job ended is written by the worker itself.
+Either way a write takes every pending epoch and queued checkpoint along, in order, in one
+transaction, so a checkpoint is never stored ahead of the epochs before it, and a killed worker
+loses only what came after its last stored checkpoint, which the resume trains again.
 """
 
 import logging
@@ -28,6 +30,9 @@ from service.worker import outages
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# Checkpoints handed over and not yet stored before the training thread stores them itself: a
+# database slower than the checkpoints come holds back training, not memory.
+MAX_QUEUED_WRITES = 2
 
 
 class MetricsWriter:
@@ -53,6 +58,10 @@ class MetricsWriter:
         # Appended to by the training thread only; each write stores a copy, then drops
         # that many from the front. Both are single list operations, atomic under the GIL.
         self._pending: list[EpochResult] = []
+        # Writes handed over with `enqueue` (checkpoints), stored after the pending epochs.
+        self._queued: list[Callable[[Session], object]] = []
+        # Set to store what is pending now rather than at the next interval.
+        self._wake = threading.Event()
         # One write at a time: no epoch is stored twice, none after a later one.
         self._writing = threading.Lock()
         # Set when a write failed: its commit may have landed unanswered, so the next write of
@@ -70,8 +79,9 @@ class MetricsWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        """End the background thread; pending epochs stay pending for a last write."""
+        """End the background thread; what is pending stays pending for a last write."""
         self._stopped.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
 
@@ -80,6 +90,17 @@ class MetricsWriter:
         if self._failure is not None:
             raise self._failure
         self._pending.append(result)
+
+    def enqueue(self, write: Callable[[Session], object]) -> None:
+        """Have `write` stored at once by the background thread, after every pending epoch, while
+        the caller goes on; raises what stopped the background thread."""
+        if self._failure is not None:
+            raise self._failure
+        self._queued.append(write)
+        if len(self._queued) > MAX_QUEUED_WRITES or not self._thread.is_alive():
+            self.flush()
+        else:
+            self._wake.set()
 
     def flush(self, *, epoch: int | None = None) -> None:
         """Store every pending epoch now (or, with none pending, set the job's epoch to `epoch`)."""
@@ -92,13 +113,23 @@ class MetricsWriter:
         the same write again and rolls it back."""
         with self._writing:
             batch = self._pending[:]
+            queued = self._queued[:]
+
+            def everything(session: Session) -> T:
+                for write in queued:
+                    write(session)
+                return also(session)
+
             replace, self._unsure = self._unsure, True
             with (
-                outages.converted(probe=partial(self._try, batch, also, epoch)),
+                outages.converted(probe=partial(self._try, batch, everything, epoch)),
                 transaction(self.sessions, immediate=True) as session,
             ):
-                result = self._store(session, batch=batch, also=also, epoch=epoch, replace=replace)
+                result = self._store(
+                    session, batch=batch, also=everything, epoch=epoch, replace=replace
+                )
             del self._pending[: len(batch)]
+            del self._queued[: len(queued)]
             self._unsure = False
         return result
 
@@ -147,7 +178,11 @@ class MetricsWriter:
                 session.rollback()
 
     def _flush_periodically(self) -> None:
-        while not self._stopped.wait(self.flush_seconds):
+        while True:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
             try:
                 self.flush()
             except LeaseLost as lost:

@@ -1,6 +1,7 @@
 import json
 from datetime import UTC, datetime
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
@@ -93,6 +94,30 @@ def test_0003_writes_an_uploaded_datasets_shapes_into_its_jobs_specs_and_removes
         assert job_specs(engine)["j1"] == json.loads(stored_uploaded_spec("d1"))
     finally:
         engine.dispose()
+
+
+def test_0004_stores_blobs_uncompressed_on_postgresql(settings: Settings, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("column storage is PostgreSQL's; on SQLite 0004 does nothing")
+    engine = make_engine(settings.database_url)
+    try:
+        migrations.upgrade(engine, "0004")
+        assert blob_storage(engine) == {"weights": "e", "state": "e", "data": "e"}
+        migrations.downgrade(engine, "0003")
+        assert blob_storage(engine) == {"weights": "x", "state": "x", "data": "x"}
+    finally:
+        engine.dispose()
+
+
+def blob_storage(engine: Engine) -> dict[str, str]:
+    """pg_attribute.attstorage of the blob columns: e external, x extended (compressed)."""
+    query = (
+        "SELECT attname, attstorage FROM pg_attribute "
+        "WHERE attrelid IN ('checkpoints'::regclass, 'datasets'::regclass) "
+        "AND attname IN ('weights', 'state', 'data')"
+    )
+    with engine.connect() as connection:
+        return {name: storage for name, storage in connection.execute(text(query)).all()}
 
 
 def stored_uploaded_spec(dataset_id: str) -> str:
