@@ -259,9 +259,14 @@ def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: 
     """Store one epoch's checkpoint, move the best mark to it, prune old periodic ones."""
     job_id = checkpoint.job_id
     if checkpoint.is_best:
+        # Only the row marked now: an UPDATE rewrites each row it touches, blobs and all.
         session.execute(
             update(Checkpoint)
-            .where(Checkpoint.job_id == job_id, Checkpoint.epoch != checkpoint.epoch)
+            .where(
+                Checkpoint.job_id == job_id,
+                Checkpoint.is_best,
+                Checkpoint.epoch != checkpoint.epoch,
+            )
             .values(is_best=False)
             .execution_options(synchronize_session=False)
         )
