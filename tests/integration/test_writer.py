@@ -19,6 +19,8 @@ from tests.factories import stochastic_spec, tiny_spec
 from tests.jobs import history, queue_spec, read, wait_for
 from tests.servers import start_service
 
+EPOCHS = 1000
+
 
 def stored_past_last_checkpoint(sessions: sessionmaker[Session], job_id: str) -> bool:
     """Whether a flush that was not a checkpoint's stored epochs after the latest checkpoint."""
@@ -34,7 +36,8 @@ def stored_past_last_checkpoint(sessions: sessionmaker[Session], job_id: str) ->
 def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_metrics(
     sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
 ) -> None:
-    spec = stochastic_spec(checkpoint_every=100)
+    # Long enough that the kill below finds its moment well before the job ends.
+    spec = stochastic_spec(epochs=EPOCHS, checkpoint_every=100)
     reference_id = queue_spec(sessions, settings, spec)
     Worker(settings=settings, sessions=sessions).run_once()
     reference = history(sessions, reference_id)
@@ -61,7 +64,7 @@ def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_me
         latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
     assert latest is not None
     assert killed_at.status == "running"
-    assert latest.epoch < killed_at.epoch < 300
+    assert latest.epoch < killed_at.epoch < EPOCHS
     assert stored == list(range(1, killed_at.epoch + 1))
 
     # The lease lapses; the resume drops the epochs after the checkpoint and trains them again.
@@ -69,9 +72,9 @@ def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_me
     assert Worker(settings=settings, sessions=sessions).run_once()
 
     job = read(sessions, job_id)
-    assert (job.status, job.attempt, job.epoch) == ("succeeded", 2, 300)
+    assert (job.status, job.attempt, job.epoch) == ("succeeded", 2, EPOCHS)
     resumed = history(sessions, job_id)
-    assert [row[0] for row in resumed[0]] == list(range(1, 301))
+    assert [row[0] for row in resumed[0]] == list(range(1, EPOCHS + 1))
     assert resumed == reference
 
 
@@ -91,13 +94,15 @@ class InsertCounter:
 def test_epochs_between_checkpoints_go_in_one_insert_with_the_checkpoint(
     engine: Engine, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    # A flush interval longer than the job: only the checkpoints' writes store epochs.
+    # A flush interval longer than the job: only the checkpoints' writes store epochs. The
+    # writer's thread stores a checkpoint while training goes on, so a write can find the next
+    # checkpoint queued too and take both along: one INSERT per write, at most one a checkpoint.
     job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
     counter = InsertCounter(engine)
 
     assert Worker(settings=settings, sessions=sessions).run_once()
 
-    assert counter.inserts == 3
+    assert 1 <= counter.inserts <= 3
     job = read(sessions, job_id)
     assert (job.status, job.epoch) == ("succeeded", 60)
     with transaction(sessions) as session:
