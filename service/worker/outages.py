@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy import exc
 
-from service.db import SQLITE_BUSY_TIMEOUT_MS
+from service.db import DATABASE_FAULTS, SQLITE_BUSY_TIMEOUT_MS
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +64,19 @@ def outage_reason(error: BaseException) -> str | None:
     """
     if isinstance(error, DatabaseOutage):
         return error.reason
-    if isinstance(error, exc.DBAPIError):
-        if not (
-            error.connection_invalidated
-            or isinstance(error, exc.OperationalError | exc.InterfaceError)
-        ):
-            return None
-        original = error.orig if error.orig is not None else error
-        message = (str(original).strip().splitlines() or [""])[0]
-        if "database or disk is full" in message:
-            return DISK_FULL
-        if "database is locked" in message:
-            return LOCKED
-        return f"{type(original).__name__}: {message}" if message else type(original).__name__
-    if isinstance(error, exc.DisconnectionError | exc.TimeoutError):
+    # The api's list of faults (db.DATABASE_FAULTS), and a connection found dead.
+    invalidated = isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    if not (invalidated or isinstance(error, DATABASE_FAULTS)):
+        return None
+    if not isinstance(error, exc.DBAPIError):
         return f"{type(error).__name__}: {error}"
-    return None
+    original = error.orig if error.orig is not None else error
+    message = (str(original).strip().splitlines() or [""])[0]
+    if "database or disk is full" in message:
+        return DISK_FULL
+    if "database is locked" in message:
+        return LOCKED
+    return f"{type(original).__name__}: {message}" if message else type(original).__name__
 
 
 @contextmanager
