@@ -102,6 +102,13 @@ DATABASE_FAULTS = (
 POSTGRES_DISK_FULL = "53100"
 
 
+def is_database_fault(error: BaseException) -> bool:
+    """One of DATABASE_FAULTS, or any driver error on a connection SQLAlchemy found dead
+    (whatever class the driver gave it)."""
+    invalidated = isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    return invalidated or isinstance(error, DATABASE_FAULTS)
+
+
 def database_fault(error: Exception) -> ServiceError:
     """The ServiceError one of DATABASE_FAULTS means: StorageFull when the database or its
     disk is full, else DatabaseUnavailable, each saying what happened."""

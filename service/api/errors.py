@@ -6,10 +6,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc
 from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 
-from service.db import DATABASE_FAULTS, database_fault
+from service.db import DATABASE_FAULTS, database_fault, is_database_fault
 from service.errors import ServiceError
 from service.schemas import ErrorOut
 
@@ -60,6 +61,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for fault in DATABASE_FAULTS:
         app.add_exception_handler(fault, _database_fault)
+
+    @app.exception_handler(exc.DBAPIError)
+    async def _driver_error(request: Request, error: exc.DBAPIError) -> JSONResponse:
+        # Any other driver error is a 503 only when its connection died under it; else it is
+        # the service's own fault, and the server-error middleware makes it a 500.
+        if is_database_fault(error):
+            return await _database_fault(request, error)
+        raise error
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from sqlalchemy import exc
 
-from service.db import DATABASE_FAULTS, SQLITE_BUSY_TIMEOUT_MS
+from service.db import SQLITE_BUSY_TIMEOUT_MS, is_database_fault
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,7 @@ def outage_reason(error: BaseException) -> str | None:
     """
     if isinstance(error, DatabaseOutage):
         return error.reason
-    # The api's list of faults (db.DATABASE_FAULTS), and a connection found dead.
-    invalidated = isinstance(error, exc.DBAPIError) and error.connection_invalidated
-    if not (invalidated or isinstance(error, DATABASE_FAULTS)):
+    if not is_database_fault(error):
         return None
     if not isinstance(error, exc.DBAPIError):
         return f"{type(error).__name__}: {error}"

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, exc, text
 
-from service.db import DATABASE_FAULTS, database_fault, make_engine
+from service.db import DATABASE_FAULTS, database_fault, is_database_fault, make_engine
 from service.errors import DatabaseUnavailable, StorageFull
 
 
@@ -62,3 +62,15 @@ def test_an_unreachable_postgres_is_unavailable() -> None:
     fault = database_fault(raised.value)
     assert isinstance(fault, DatabaseUnavailable)
     assert "Connection refused" in fault.message
+
+
+def test_any_driver_error_on_a_dead_connection_is_a_database_fault() -> None:
+    # SQLAlchemy marks an error whose connection it found dead, whatever class the driver
+    # raised; a ProgrammingError on a live connection is the statement's fault.
+    cause = sqlite3.ProgrammingError("Cannot operate on a closed database.")
+    dead = exc.ProgrammingError("SELECT 1", {}, cause, connection_invalidated=True)
+    live = exc.ProgrammingError("SELECT 1", {}, cause)
+    assert is_database_fault(dead) is True
+    assert is_database_fault(live) is False
+    assert is_database_fault(exc.OperationalError("SELECT 1", {}, cause)) is True
+    assert is_database_fault(exc.IntegrityError("INSERT", {}, cause)) is False
