@@ -41,13 +41,18 @@ def list_jobs(
     caller: Caller,
     session: ReadSession,
     status: JobStatus | None = None,
+    name: Annotated[
+        str | None, Query(max_length=200, description="Only jobs whose name contains this.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
-    page = job_reads.page(session, owner_id=caller.id, status=status, limit=limit, cursor=cursor)
+    page = job_reads.page(
+        session, owner_id=caller.id, status=status, name=name, limit=limit, cursor=cursor
+    )
     return job_page_out(page)
 
 
