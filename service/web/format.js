@@ -1,5 +1,5 @@
 // Numbers, times and sizes as people read them: significant digits, not fixed decimals, so
-// 1.2e34 is not 35 digits and 0.00003 is not 0.0000.
+// 1.2e34 is not 35 digits and 0.00003 is not 0.0000 (service/client/numbers.py does the same).
 "use strict";
 
 export function formatNumber(value, digits = 4) {
@@ -12,7 +12,8 @@ export function formatNumber(value, digits = 4) {
     const [mantissa, exponent] = value.toExponential(digits - 1).split("e");
     return `${trimZeros(mantissa)}e${Number(exponent)}`;
   }
-  return trimZeros(value.toPrecision(digits));
+  const decimals = Math.max(0, digits - 1 - Math.floor(Math.log10(size)));
+  return trimZeros(value.toFixed(decimals));
 }
 
 function trimZeros(text) { return text.includes(".") ? text.replace(/\.?0+$/, "") : text; }
