@@ -78,6 +78,7 @@ export class Chart {
     this.container.dataset.points = this.x.length;
     if (this.plot === null) {
       this.plot = new uPlot(this.options(), this.data(), this.container);
+      keyboardLegend(this.container);
     } else {
       this.plot.setData(this.data());
     }
@@ -106,7 +107,7 @@ export class Chart {
       scales: { x: { time: false }, y: this.log ? { distr: 3 } : {} },
       axes: [
         { label: "epoch", values: (_plot, ticks) => ticks.map((t) => formatNumber(t)) },
-        { size: 64, values: (_plot, ticks) => ticks.map((t) => formatNumber(t, 3)) },
+        { size: 64, values: this.log ? decadeTicks : (_plot, ticks) => ticks.map((t) => formatNumber(t, 3)) },
       ],
       series: [
         { label: "epoch", value },
@@ -135,6 +136,27 @@ export function bindChartControls({ log, smoothing, smoothingValue }, charts) {
     charts().forEach((chart) => chart.setSmoothing(weight));
   };
   return { log: () => log.checked, smoothing: () => Number(smoothing.value) };
+}
+
+/** uPlot's legend entries show and hide their series on click; make them keys too. */
+function keyboardLegend(container) {
+  container.querySelectorAll(".u-legend .u-series").forEach((entry, index) => {
+    if (index === 0) return;  // the x value, not a series
+    entry.tabIndex = 0;
+    entry.setAttribute("role", "button");
+    entry.setAttribute("aria-label", `Show or hide ${entry.textContent.split(":")[0].trim()}`);
+    entry.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); entry.click(); }
+    });
+  });
+}
+
+const isDecade = (t) => t > 0 && Math.abs(Math.log10(t) - Math.round(Math.log10(t))) < 1e-9;
+
+/** A log axis labels powers of ten only, and every other one (or fewer) across many decades. */
+function decadeTicks(_plot, ticks) {
+  const step = Math.max(1, Math.ceil(ticks.filter(isDecade).length / 5));
+  return ticks.map((t) => (isDecade(t) && Math.round(Math.log10(t)) % step === 0 ? formatNumber(t, 3) : ""));
 }
 
 let resizing = null;

@@ -106,8 +106,14 @@ function renderDiff(runs) {
   const body = $("#compare-diff tbody");
   if (differing.length === 0) { row(body, ["(their specs are the same)"]); return; }
   for (const path of differing) {
-    row(body, [path, ...flat.map((f) => (f[path] === undefined ? "–" : typeof f[path] === "number" ? formatNumber(f[path]) : JSON.stringify(f[path])))]);
+    row(body, [path, ...flat.map((f) => cellText(f[path]))]);
   }
+}
+
+function cellText(value) {
+  if (value === undefined) return "–";
+  if (typeof value === "number") return formatNumber(value);
+  return typeof value === "string" ? value : JSON.stringify(value);
 }
 
 function link(job) {

@@ -101,6 +101,8 @@ function newRow(job) {
   row.insertCell().append(link);
   for (let i = 0; i < 6; i++) row.insertCell();
   row.cells[2].className = "id";
+  row.cells[3].append(document.createElement("span"));
+  for (const index of [4, 5, 6]) row.cells[index].className = "number";
   const progress = document.createElement("progress");
   progress.setAttribute("aria-label", "Progress");
   row.cells[4].append(document.createElement("span"), " ", progress);
@@ -111,7 +113,9 @@ function updateRow(row, job) {
   const latest = job.latest || {};
   text(row.cells[1].firstChild, job.name || "(unnamed)");
   text(row.cells[2], job.id);
-  text(row.cells[3], job.status).className = `status ${job.status}`;
+  const status = row.cells[3].firstChild;
+  text(status, job.status);
+  if (status.className !== `status ${job.status}`) status.className = `status ${job.status}`;
   text(row.cells[4].firstChild, `${formatNumber(job.epoch)}/${formatNumber(job.epochs)}`);
   const progress = row.cells[4].lastChild;
   if (progress.max !== job.epochs) progress.max = job.epochs;

@@ -63,6 +63,10 @@ def test_the_name_filter_matches_a_substring_ignoring_case_with_like_wildcards_l
     assert named("50%") == [ids["50%_off"]]
     assert named("_") == [ids["50%_off"]]
     assert named("nothing") == []
+    for field in ("name", "cursor"):
+        refused = client.get("/v1/jobs", params={field: "a\x00b"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"].startswith(f"query.{field}: String should match pattern")
 
 
 def test_cancel_of_a_queued_job_is_immediate_and_final(client: httpx.Client) -> None:
