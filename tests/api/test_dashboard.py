@@ -5,7 +5,6 @@ cancel another job, what the page requests, and the page's assets."""
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.worker.loop import Worker
-from tests.browser import needs_chromium, open_page, poll, sign_in
+from tests.browser import needs_chromium, poll, sign_in
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
 
@@ -24,14 +23,6 @@ pytestmark = needs_chromium
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"events_poll_seconds": 0.05}
-
-
-@pytest.fixture
-def page(server: str, backend: str) -> Iterator["Page"]:  # noqa: F821
-    if backend != "sqlite":
-        pytest.skip("the dashboard speaks HTTP only: run once, on SQLite")
-    with open_page() as page:
-        yield page
 
 
 def shown_epoch(page: "Page", *, at_least: int) -> int:  # noqa: F821

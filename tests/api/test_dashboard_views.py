@@ -4,7 +4,6 @@ times, counted, not timed), the jobs list (paging, filters, focus kept across re
 screens) and the comparison of runs."""
 
 import threading
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.client.numbers import significant
 from service.settings import Settings
 from service.worker.loop import Worker
-from tests.browser import attribute, needs_chromium, open_page, poll, sign_in
+from tests.browser import attribute, needs_chromium, poll, sign_in
 from tests.factories import tiny_spec
 
 pytestmark = needs_chromium
@@ -24,14 +23,6 @@ LONG_RUN = 20_000
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"events_poll_seconds": 0.05, "max_active_jobs_per_key": 200}
-
-
-@pytest.fixture
-def page(server: str, backend: str) -> Iterator["Page"]:  # noqa: F821
-    if backend != "sqlite":
-        pytest.skip("the dashboard speaks HTTP only: run once, on SQLite")
-    with open_page() as page:
-        yield page
 
 
 def test_a_20000_epoch_run_is_drawn_a_bounded_number_of_times_live_and_finished(

@@ -1,22 +1,11 @@
 """/docs and /redoc render in headless Chromium with every request outside the service refused
 and recorded: their scripts, styles and favicon come from the service itself."""
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
-from tests.browser import needs_chromium, open_page
+from tests.browser import needs_chromium
 
 pytestmark = needs_chromium
-
-
-@pytest.fixture
-def page(server: str, backend: str) -> Iterator["Page"]:  # noqa: F821
-    if backend != "sqlite":
-        pytest.skip("the docs are static pages: run once, on SQLite")
-    with open_page() as page:
-        yield page
 
 
 def test_swagger_ui_and_redoc_render_with_no_network_beyond_the_service(
