@@ -46,11 +46,14 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     listing = commands.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
     listing.add_argument("--status", choices=[status.value for status in JobStatus])
+    listing.add_argument("--name", help="only jobs whose name contains this, ignoring case")
     listing.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
     listing.add_argument("--json", action="store_true", help="the API's JSON")
 
     show = commands.add_parser(
-        "show", parents=[connection], help="one job: status, progress, why it stopped, error"
+        "show",
+        parents=[connection],
+        help="one job: status, progress, why it stopped, error, configuration, times",
     )
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true", help="the API's JSON")
@@ -146,6 +149,8 @@ def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     params: dict[str, Any] = {"limit": args.limit}
     if args.status:
         params["status"] = args.status
+    if args.name:
+        params["name"] = args.name
     listing = api.json("GET", "/v1/jobs", params=params)
     if args.json:
         out.write(json.dumps(listing, indent=2) + "\n")

@@ -142,6 +142,7 @@ def test_jobs_show_metrics_predict_and_cancel(
     queued_id = queued.stdout.split()[1]
 
     listing = cli("jobs", server=server, key=api_key)
+    named = cli("jobs", "--name", "TRAIN", server=server, key=api_key)
     shown = cli("show", trained, server=server, key=api_key)
     table = cli("metrics", trained, server=server, key=api_key)
     as_csv = cli("metrics", trained, "--csv", server=server, key=api_key)
@@ -154,6 +155,7 @@ def test_jobs_show_metrics_predict_and_cancel(
         [queued_id, "tiny", "queued", "0/3"],
         [trained, "trained", "succeeded", "3/3"],
     ]
+    assert [row.split()[0] for row in named.stdout.splitlines()[1:]] == [trained]
     assert "status     succeeded" in shown.stdout
     assert "progress   epoch 3/3, attempt 1" in shown.stdout
     job = client.get(f"/v1/jobs/{trained}").json()
