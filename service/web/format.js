@@ -18,10 +18,6 @@ export function formatNumber(value, digits = 4) {
 
 function trimZeros(text) { return text.includes(".") ? text.replace(/\.?0+$/, "") : text; }
 
-export function formatPercent(value) {
-  return value === null || value === undefined ? "–" : `${formatNumber(value * 100, 3)}%`;
-}
-
 export function formatBytes(bytes) {
   const units = ["B", "KB", "MB", "GB", "TB"];
   let size = bytes, unit = 0;
