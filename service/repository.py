@@ -66,12 +66,21 @@ def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) ->
 
 
 def list_jobs(
-    session: Session, *, owner_id: str, status: JobStatus | None, limit: int, before_id: str | None
+    session: Session,
+    *,
+    owner_id: str,
+    status: JobStatus | None,
+    name: str | None = None,
+    limit: int,
+    before_id: str | None,
 ) -> Sequence[Job]:
-    """Newest first; `before_id` is the last id of the previous page."""
+    """Newest first; `before_id` is the last id of the previous page; `name` is a substring,
+    ignoring case (lower() on both sides: LIKE ignores case on SQLite, not on PostgreSQL)."""
     query = select(Job).where(Job.owner_id == owner_id)
     if status is not None:
         query = query.where(Job.status == status)
+    if name:
+        query = query.where(func.lower(Job.name).contains(name.lower(), autoescape=True))
     if before_id is not None:
         query = query.where(Job.id < before_id)
     return session.scalars(query.order_by(Job.id.desc()).limit(limit)).all()

@@ -18,6 +18,7 @@ from service.api.routes import (
     checkpoints,
     dashboard,
     datasets,
+    docs,
     events,
     health,
     jobs,
@@ -67,7 +68,13 @@ def create_app(settings: Settings) -> FastAPI:
         engine.dispose()
 
     app = FastAPI(
-        title="PyTorch training service", version="1", description=DESCRIPTION, lifespan=lifespan
+        title="PyTorch training service",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Served by routes/docs.py from vendored copies, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -103,5 +110,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(events.router)
     app.include_router(plots.router)
     app.include_router(monitoring.router)
+    app.include_router(docs.router)
     app.include_router(dashboard.router)
     return app

@@ -6,12 +6,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from service.client.api import Api, ClientError
-from service.client.progress import Progress, duration
+from service.client.describe import describe_job, elapsed, stop_reason
+from service.client.numbers import significant
+from service.client.progress import Progress
 from service.client.settings import DEFAULT_URL, ClientSettings
 from service.client.sse import follow
 from service.statuses import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
@@ -45,11 +46,14 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     listing = commands.add_parser("jobs", parents=[connection], help="list your jobs, newest first")
     listing.add_argument("--status", choices=[status.value for status in JobStatus])
+    listing.add_argument("--name", help="only jobs whose name contains this, ignoring case")
     listing.add_argument("--limit", type=int, default=20, help="how many (1-100, default 20)")
     listing.add_argument("--json", action="store_true", help="the API's JSON")
 
     show = commands.add_parser(
-        "show", parents=[connection], help="one job: status, progress, why it stopped, error"
+        "show",
+        parents=[connection],
+        help="one job: status, progress, why it stopped, error, configuration, times",
     )
     show.add_argument("job_id")
     show.add_argument("--json", action="store_true", help="the API's JSON")
@@ -133,7 +137,7 @@ def show(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(job, indent=2) + "\n")
     else:
-        out.write(_describe(job))
+        out.write(describe_job(job))
     if not args.follow:
         return 0
     if job["status"] in ACTIVE_STATUSES:
@@ -145,6 +149,8 @@ def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     params: dict[str, Any] = {"limit": args.limit}
     if args.status:
         params["status"] = args.status
+    if args.name:
+        params["name"] = args.name
     listing = api.json("GET", "/v1/jobs", params=params)
     if args.json:
         out.write(json.dumps(listing, indent=2) + "\n")
@@ -158,8 +164,8 @@ def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
                 job["name"] or "-",
                 job["status"],
                 f"{job['epoch']}/{job['epochs']}",
-                _number(latest.get("loss"), ".4f"),
-                _number(latest.get("accuracy"), ".3f"),
+                significant(latest.get("loss")),
+                significant(latest.get("accuracy")),
                 job["created_at"][:19].replace("T", " "),
             )
         )
@@ -179,12 +185,12 @@ def metrics(api: Api, args: argparse.Namespace, out: TextIO) -> int:
         rows.append(
             (
                 str(metric["epoch"]),
-                _number(metric["loss"], ".6f"),
-                _number(metric["accuracy"], ".4f"),
-                _number(metric["val_loss"], ".6f"),
-                _number(metric["val_accuracy"], ".4f"),
-                _number(metric["lr"], ".3g"),
-                _number(metric["seconds"], ".4f"),
+                significant(metric["loss"]),
+                significant(metric["accuracy"]),
+                significant(metric["val_loss"]),
+                significant(metric["val_accuracy"]),
+                significant(metric["lr"]),
+                significant(metric["seconds"]),
             )
         )
     out.write(_table(rows))
@@ -263,56 +269,16 @@ def _outcome(job: dict[str, Any]) -> str:
     latest = job["latest"] or {}
     line = f"job {job['id']} {job['status']} at epoch {job['epoch']}/{job['epochs']}"
     if latest:
-        line += f": loss {latest['loss']:.6f}"
+        line += f": loss {significant(latest['loss'])}"
         if latest.get("accuracy") is not None:
-            line += f", accuracy {latest['accuracy']:.4f}"
+            line += f", accuracy {significant(latest['accuracy'])}"
     if job.get("started_at") and job.get("finished_at"):
-        line += f" (trained in {_elapsed(job['started_at'], job['finished_at'])})"
-    if _stop_reason(job):
+        line += f" (trained in {elapsed(job['started_at'], job['finished_at'])})"
+    if stop_reason(job):
         line += f"\nstopped: {job['stop_reason']}"
     if job["error"]:
         line += f"\nerror: {job['error']}"
     return line + "\n"
-
-
-def _describe(job: dict[str, Any]) -> str:
-    lines = [
-        f"job        {job['id']}",
-        f"name       {job['name'] or '-'}",
-        f"status     {job['status']}" + (" (cancel requested)" if job["cancel_requested"] else ""),
-        f"progress   epoch {job['epoch']}/{job['epochs']}, attempt {job['attempt']}",
-        f"network    {job['parameters']:,} parameters on {job['device'] or '-'}",
-        f"created    {job['created_at']}",
-    ]
-    for name in ("latest", "best"):
-        metric = job[name]
-        if metric:
-            detail = f"epoch {metric['epoch']}: loss {metric['loss']:.6f}"
-            if metric.get("accuracy") is not None:
-                detail += f", accuracy {metric['accuracy']:.4f}"
-            if metric.get("val_loss") is not None:
-                detail += f", val_loss {metric['val_loss']:.6f}"
-            lines.append(f"{name:<10} {detail}")
-    if _stop_reason(job):
-        lines.append(f"stopped    {job['stop_reason']}")
-    if job["error"]:
-        lines.append(f"error      {job['error']}")
-    return "\n".join(lines) + "\n"
-
-
-def _stop_reason(job: dict[str, Any]) -> str | None:
-    """Why the job stopped early, unless its error already says it (a failed job's stop reason
-    is its error)."""
-    reason = job.get("stop_reason")
-    return reason if reason and reason != job["error"] else None
-
-
-def _elapsed(start: str, end: str) -> str:
-    return duration((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
-
-
-def _number(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:

@@ -8,6 +8,8 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
+from service.client.numbers import significant
+
 WIDTH = 24
 # ETA from the pace epochs arrived at over this many seconds (the stream delivers them in bursts,
 # one per poll of the server, so a shorter window would swing).
@@ -53,14 +55,14 @@ class Progress:
         filled = int(done * WIDTH)
         parts = [
             f"epoch {epoch}/{self.total} [{'#' * filled}{'.' * (WIDTH - filled)}] {done:4.0%}",
-            f"loss {metric['loss']:.4f}",
+            f"loss {significant(metric['loss'])}",
         ]
         if metric.get("accuracy") is not None:
-            parts.append(f"acc {metric['accuracy']:.3f}")
+            parts.append(f"acc {significant(metric['accuracy'])}")
         if metric.get("val_loss") is not None:
-            parts.append(f"val_loss {metric['val_loss']:.4f}")
+            parts.append(f"val_loss {significant(metric['val_loss'])}")
         if metric.get("val_accuracy") is not None:
-            parts.append(f"val_acc {metric['val_accuracy']:.3f}")
+            parts.append(f"val_acc {significant(metric['val_accuracy'])}")
         parts.append(f"ETA {duration(self.seconds_left(epoch))}")
         return "  ".join(parts)
 

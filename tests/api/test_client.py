@@ -142,6 +142,7 @@ def test_jobs_show_metrics_predict_and_cancel(
     queued_id = queued.stdout.split()[1]
 
     listing = cli("jobs", server=server, key=api_key)
+    named = cli("jobs", "--name", "TRAIN", server=server, key=api_key)
     shown = cli("show", trained, server=server, key=api_key)
     table = cli("metrics", trained, server=server, key=api_key)
     as_csv = cli("metrics", trained, "--csv", server=server, key=api_key)
@@ -154,8 +155,26 @@ def test_jobs_show_metrics_predict_and_cancel(
         [queued_id, "tiny", "queued", "0/3"],
         [trained, "trained", "succeeded", "3/3"],
     ]
+    assert [row.split()[0] for row in named.stdout.splitlines()[1:]] == [trained]
     assert "status     succeeded" in shown.stdout
     assert "progress   epoch 3/3, attempt 1" in shown.stdout
+    job = client.get(f"/v1/jobs/{trained}").json()
+    for line in (
+        "task       classification, loss cross_entropy",
+        "dataset    inline, 8 samples",
+        "validation none",
+        "layers     Linear(in_features=2, out_features=4, bias=true) -> ReLU -> "
+        "Linear(in_features=4, out_features=2, bias=true)",
+        "optimizer  adam (lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=false)",
+        "batch size the whole training split",
+        "seed       7",
+        "checkpoint every 1 epochs, best by loss",
+        f"queued     {job['created_at']}",
+        f"started    {job['started_at']}",
+        f"finished   {job['finished_at']}",
+    ):
+        assert line in shown.stdout.splitlines(), (line, shown.stdout)
+    assert any(line.startswith("duration   0:00:0") for line in shown.stdout.splitlines())
     assert [line.split()[0] for line in table.stdout.splitlines()] == ["EPOCH", "1", "2", "3"]
     api_csv = client.get(f"/v1/jobs/{trained}/metrics", headers={"Accept": "text/csv"}).text
     assert as_csv.stdout == api_csv

@@ -48,6 +48,27 @@ def test_list_is_newest_first_with_cursor_paging_and_status_filter(client: httpx
     assert [job["id"] for job in cancelled] == [ids[1]]
 
 
+def test_the_name_filter_matches_a_substring_ignoring_case_with_like_wildcards_literal(
+    client: httpx.Client,
+) -> None:
+    ids = {
+        name: submit(client, name=name)["id"] for name in ("Adam-lr", "sgd-LR", "50%_off", "500")
+    }
+
+    def named(text: str) -> list[str]:
+        return [job["id"] for job in client.get("/v1/jobs", params={"name": text}).json()["jobs"]]
+
+    assert named("lr") == [ids["sgd-LR"], ids["Adam-lr"]]
+    assert named("ADAM") == [ids["Adam-lr"]]
+    assert named("50%") == [ids["50%_off"]]
+    assert named("_") == [ids["50%_off"]]
+    assert named("nothing") == []
+    for field in ("name", "cursor"):
+        refused = client.get("/v1/jobs", params={field: "a\x00b"})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"].startswith(f"query.{field}: String should match pattern")
+
+
 def test_cancel_of_a_queued_job_is_immediate_and_final(client: httpx.Client) -> None:
     job = submit(client)
 

@@ -14,6 +14,8 @@ from service.specs import JobSpec
 from service.statuses import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+# PostgreSQL refuses text holding NUL: a 422 here, not a database error.
+NO_NUL = r"^[^\x00]*$"
 
 
 @router.post("", status_code=202, response_model=JobOut, responses=responses(422, 429, 507))
@@ -41,13 +43,20 @@ def list_jobs(
     caller: Caller,
     session: ReadSession,
     status: JobStatus | None = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=200, pattern=NO_NUL, description="Only jobs whose name contains this."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="next_cursor of the previous page")
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="next_cursor of the previous page"),
     ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
-    page = job_reads.page(session, owner_id=caller.id, status=status, limit=limit, cursor=cursor)
+    page = job_reads.page(
+        session, owner_id=caller.id, status=status, name=name, limit=limit, cursor=cursor
+    )
     return job_page_out(page)
 
 
