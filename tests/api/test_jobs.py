@@ -239,3 +239,14 @@ def test_too_many_samples_times_epochs_is_422(client: httpx.Client) -> None:
     assert response.status_code == 422
     assert "8 samples x 200 epochs = 1,600" in response.json()["detail"]
     assert "SERVICE_MAX_SAMPLE_EPOCHS" in response.json()["detail"]
+
+
+def test_a_nul_character_anywhere_is_a_422_or_a_404_never_a_500(client: httpx.Client) -> None:
+    # PostgreSQL refuses text holding NUL; SQLite stores it. Neither answers 500.
+    for path in ("/v1/jobs/a%00b", "/v1/jobs/a%00b/metrics"):
+        answer = client.get(path)
+        assert answer.status_code in (404, 422), answer.text
+    named = client.post("/v1/jobs", json=tiny_spec(name="a\x00b"))
+    assert named.status_code in (202, 422), named.text
+    if named.status_code == 422:
+        assert "NUL character" in named.json()["detail"]
