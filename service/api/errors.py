@@ -70,8 +70,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _database_fault(request, error)
         if isinstance(error, exc.DataError) and "NUL" in str(error.orig):
             # PostgreSQL cannot store text holding NUL (SQLite can): the request's fault.
-            detail = "the request holds a NUL character (%00 or \\u0000), which cannot be stored; remove it"
-            return error_response(422, "InvalidRequest", detail)
+            detail = "the request holds a NUL character (%00 or \\u0000), which cannot be stored"
+            return error_response(422, "InvalidRequest", f"{detail}; remove it")
         raise error
 
     @app.exception_handler(RequestValidationError)
