@@ -67,12 +67,18 @@ class CheckpointOut(BaseModel):
 class DatasetOut(BaseModel):
     id: str
     filename: str
-    format: Literal["csv", "npz"]
+    format: Literal["csv", "npz", "zip"]
     samples: int
-    input_shape: list[int]
+    input_shape: list[int] = Field(
+        description="One sample's shape; (channels, height, width) for pictures."
+    )
     task: Literal["classification", "regression"]
     num_classes: int | None
     target_shape: list[int]
+    class_names: list[str] | None = Field(
+        description="What each class index stands for: a ZIP's folder names, sorted."
+    )
+    images: bool = Field(description="The inputs are uint8 pictures, scaled to [0, 1] to train.")
     sha256: str
     bytes: int
     created_at: datetime
