@@ -142,6 +142,10 @@ class PredictOut(BaseModel):
         default=None,
         description="With top_k: per sample, the k likeliest classes, likeliest first.",
     )
+    labels: list[str] | None = Field(
+        default=None,
+        description="When the job's dataset names its classes: each prediction's class name.",
+    )
     checkpoint: CheckpointUsed
 
 
