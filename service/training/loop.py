@@ -363,6 +363,7 @@ def train(
                 best=best,
                 standardization=data.standardization,
                 patience=patience if rule is not None else None,
+                pictures_normalize=None if pictures is None else spec.normalize or "none",
             )
             hooks.on_checkpoint(
                 _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)

@@ -1,6 +1,7 @@
 """Training on pictures: built-in image data, scaling and normalisation, seeded augmentation,
 and resuming bit-identically with it on."""
 
+import json
 import re
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch
 from service.errors import InvalidSpec, TrainingFailed
 from service.specs import Augment, DigitsData, ShapesData
 from service.training import holdout, randomness
-from service.training.checkpoints import decode_state
+from service.training.checkpoints import decode_state, read_metadata
 from service.training.datasets import make_dataset
 from service.training.pictures import Pictures, augment, pixel_statistics
 
@@ -130,6 +131,12 @@ def test_the_checkpoint_stores_the_training_splits_per_channel_statistics() -> N
     torch.testing.assert_close(stored.x_mean.flatten(), values.mean().float().view(1))
     torch.testing.assert_close(stored.x_std.flatten(), values.std(correction=0).float().view(1))
     assert stored.y_mean is None
+    described = json.loads(read_metadata(hooks.checkpoints[-1].state)["pictures"])
+    assert described["normalize"] == "per_channel"
+    assert described["channel_mean"] == pytest.approx([values.mean().item() / 255], rel=1e-6)
+    assert described["channel_std"] == pytest.approx(
+        [values.std(correction=0).item() / 255], rel=1e-6
+    )
 
 
 def test_augmented_training_is_reproducible_and_differs_from_unaugmented() -> None:
