@@ -28,6 +28,10 @@ class ImageOptions:
     size: int | None = None
     channels: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.channels not in (None, 1, 3):
+            raise InvalidUpload(f"channels is {self.channels}; use 1 (grey) or 3 (RGB)")
+
     @property
     def given(self) -> bool:
         return self.size is not None or self.channels is not None

@@ -30,7 +30,9 @@ def test_a_zip_of_class_folders_is_stored_as_uint8_with_its_class_names(
     client: httpx.Client, sessions: sessionmaker[Session]
 ) -> None:
     response = client.post(
-        "/v1/datasets", files={"file": ("pets.zip", PETS)}, data={"image_size": "8"}
+        "/v1/datasets",
+        files={"file": ("pets.zip", PETS)},
+        data={"image_size": "8", "channels": "3"},
     )
 
     assert response.status_code == 201
@@ -39,6 +41,8 @@ def test_a_zip_of_class_folders_is_stored_as_uint8_with_its_class_names(
     assert (body["class_names"], body["images"], body["num_classes"]) == (["cat", "dog"], True, 2)
     # 3 pictures of 3 x 8 x 8 uint8 and 3 int64 labels, after the safetensors header.
     assert stored_bytes(sessions, body["id"]) - 3 * 3 * 8 * 8 - 3 * 8 < 200
+    grey = client.post("/v1/datasets", files={"file": ("pets.zip", PETS)}, data={"channels": "1"})
+    assert (grey.status_code, grey.json()["input_shape"]) == (201, [1, 4, 4])
 
 
 def test_uint8_npz_pictures_are_stored_at_a_quarter_of_float32(
@@ -67,7 +71,7 @@ def test_uint8_npz_pictures_are_stored_at_a_quarter_of_float32(
             {"image_size": "8"},
             "image_size and channels apply to pictures",
         ),
-        ({"file": ("pets.zip", PETS)}, {"channels": "2"}, "channels"),
+        ({"file": ("pets.zip", PETS)}, {"channels": "2"}, "channels is 2; use 1 (grey) or 3"),
     ],
 )
 def test_a_bad_picture_upload_is_422_naming_what_is_wrong(

@@ -1,6 +1,6 @@
 """/v1/datasets: upload a CSV, NPZ or ZIP of pictures once, train on it by id."""
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Form, UploadFile
 
@@ -18,7 +18,7 @@ ImageSize = Annotated[
     Form(ge=1, le=1024, description="Pictures only: resize every picture to this square side."),
 ]
 Channels = Annotated[
-    Literal[1, 3] | None,
+    int | None,
     Form(description="Pictures only: 1 (grey) or 3 (RGB); default: 1 if every picture is grey."),
 ]
 
