@@ -165,7 +165,7 @@ def is_image_array(x: np.ndarray) -> bool:
     return x.dtype == np.uint8 and x.ndim in (3, 4)
 
 
-def image_layout(x: np.ndarray, *, options: ImageOptions) -> np.ndarray:
+def image_layout(x: np.ndarray, *, options: ImageOptions, max_bytes: int) -> np.ndarray:
     """uint8 pictures in any of the three layouts -> (N, C, H, W), channels and size as asked.
 
     Four dimensions are channels-last when the last axis is 1 or 3 (NumPy's and Pillow's order),
@@ -184,8 +184,15 @@ def image_layout(x: np.ndarray, *, options: ImageOptions) -> np.ndarray:
         x = pixels.luma(x, axis=1)
     elif options.channels == 3 and x.shape[1] == 1:
         x = np.repeat(x, 3, axis=1)
-    if options.square is not None and x.shape[2:] != options.square:
-        x = pixels.resize_all(x, size=options.square)
+    square = options.square
+    if square is not None and x.shape[2:] != square:
+        resized = x.shape[0] * x.shape[1] * square[0] * square[1]
+        if resized > max_bytes:
+            raise InvalidUpload(
+                f"image_size {options.size} makes the pictures {resized:,} bytes, more than the "
+                f"{max_bytes:,} allowed (SERVICE_MAX_DATASET_BYTES); give a smaller image_size"
+            )
+        x = pixels.resize_all(x, size=square)
     return np.ascontiguousarray(x)
 
 

@@ -132,7 +132,7 @@ def _read_npz(file: BinaryIO) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
         ) from exc
 
 
-def _parse_npz(file: BinaryIO, *, options: ImageOptions) -> "ParsedUpload":
+def _parse_npz(file: BinaryIO, *, options: ImageOptions, max_bytes: int) -> "ParsedUpload":
     x, y, names = _read_npz(file)
     for name, array in (("x", x), ("y", y)):
         if array.dtype.kind not in "biuf":
@@ -153,7 +153,10 @@ def _parse_npz(file: BinaryIO, *, options: ImageOptions) -> "ParsedUpload":
     class_names = None if names is None else check_class_names(names, labels=y)
     if is_image_array(x):
         return ParsedUpload(
-            x=image_layout(x, options=options), y=y, format="npz", class_names=class_names
+            x=image_layout(x, options=options, max_bytes=max_bytes),
+            y=y,
+            format="npz",
+            class_names=class_names,
         )
     _no_image_options(options, what=f"array 'x' of dtype {x.dtype} and shape {list(x.shape)}")
     x = x.astype(np.float32)
@@ -209,7 +212,7 @@ def _parse_zip(
             return ParsedUpload(x=x, y=y, format="zip", class_names=names)
         _inflated_size(archive, max_bytes=max_bytes)
     file.seek(0)
-    return _parse_npz(file, options=options)
+    return _parse_npz(file, options=options, max_bytes=max_bytes)
 
 
 def parse_upload(

@@ -160,6 +160,12 @@ def test_npz_pictures_convert_channels_and_size_as_pillow_does() -> None:
         np.testing.assert_array_equal(parsed.x[index], expected)
 
 
+def test_npz_pictures_resized_past_the_limit_are_refused() -> None:
+    x = np.zeros((10, 4, 4), dtype=np.uint8)
+    with pytest.raises(InvalidUpload, match=r"image_size 100 makes the pictures 100,000 bytes"):
+        parse("p.npz", npz(x=x, y=np.arange(10)), options=ImageOptions(size=100), max_bytes=50_000)
+
+
 @pytest.mark.parametrize(
     ("arrays", "options", "message"),
     [
