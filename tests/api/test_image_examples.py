@@ -11,7 +11,8 @@ from tests.api.test_examples import train_example
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "accuracy"), [("digits-lenet", 0.983287), ("shapes-vgg", 0.9925)])
+# What they must reach; on this CPU they reach 0.9833 and 0.9925 (README, Images).
+@pytest.mark.parametrize(("name", "accuracy"), [("digits-lenet", 0.97), ("shapes-vgg", 0.95)])
 def test_picture_examples_reach_their_validation_accuracy(
     client: httpx.Client,
     sessions: sessionmaker[Session],
