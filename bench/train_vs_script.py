@@ -1,8 +1,9 @@
 """The engine's train() beside the tutorials' own training loops, on the CPU.
 
     .venv/bin/python bench/train_vs_script.py [--epochs 100] [--repeats 9] [--threads 2]
+        [--digits-epochs 25] [--only 002|001|digits]
 
-Two workloads, each run as the tutorial's loop (A) and as the engine's train() with no-op hooks
+Three workloads, each run as the tutorial's loop (A) and as the engine's train() with no-op hooks
 (B), interleaved A, B, A, B ... so that a noisy machine slows both alike; the table shows each
 one's median and the speed-up, tutorial time / engine time.
 
@@ -14,6 +15,11 @@ one's median and the speed-up, tutorial time / engine time.
   checkpoints or sync.
 - seed 001: the spiral ReLU network with Adam, full batch, 1000 steps. The tutorial computes
   loss.item() and the accuracy every step. Both give the same final loss, bit for bit.
+- digits: examples/digits-lenet.json's LeNet-style CNN on the 1,797 8x8 digits, Adam with a
+  cosine schedule, batch 32, shuffled, `--digits-epochs` epochs, per-channel normalisation, no
+  hold-out or augmentation. The tutorial way: a Dataset that converts each uint8 picture to
+  float, scales and normalises it (ToTensor + Normalize), a DataLoader that collates each batch,
+  and loss.item() every step.
 
 The tutorial's clock covers its training loop only (its data is made beforehand, without its
 slow per-sample loops); the engine's covers all of train(): data, network, loop, checkpoints.
@@ -32,7 +38,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from service.specs import JobSpec
 from service.training.datasets import describe_dataset, make_dataset
@@ -122,6 +128,57 @@ def tutorial_001(spec: JobSpec) -> Run:
     return finished(started, loss=last)
 
 
+class Digits(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """The tutorials' image dataset: each picture converted when it is asked for."""
+
+    def __init__(self, pictures: torch.Tensor, labels: torch.Tensor) -> None:
+        self.pictures, self.labels = pictures, labels
+        scaled = pictures.double() / 255
+        self.mean, self.std = scaled.mean().item(), scaled.std(correction=0).item()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        picture = self.pictures[index].float() / 255  # ToTensor
+        return (picture - self.mean) / self.std, self.labels[index]  # Normalize
+
+
+def tutorial_digits(spec: JobSpec) -> Run:
+    """The LeNet-style CNN the tutorial way: Dataset, DataLoader, loss.item() per step."""
+    torch.manual_seed(spec.seed or 0)
+    pictures, labels = make_dataset(spec.dataset)
+    model = nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.003)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=spec.epochs)
+    criterion = nn.CrossEntropyLoss()
+    started = clock()
+    dataloader = DataLoader(Digits(pictures, labels), batch_size=32, shuffle=True)
+    epoch_loss = math.nan
+    for _ in range(spec.epochs):
+        running_loss = 0.0
+        for batch_inputs, batch_targets in dataloader:
+            optimizer.zero_grad()
+            loss = criterion(model(batch_inputs), batch_targets)
+            loss.backward()
+            optimizer.step()
+            running_loss += loss.item() * batch_inputs.size(0)
+        schedule.step()
+        epoch_loss = running_loss / len(labels)
+    return finished(started, loss=epoch_loss)
+
+
 def floor_002(spec: JobSpec) -> Run:
     """What any eager loop pays for seed 002: forward, loss, backward and the engine's fused Adam
     step on batches cut beforehand, with nothing else (no shuffle, metrics, checkpoints or sync)."""
@@ -201,21 +258,38 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100, help="seed 002 epochs (default 100)")
     parser.add_argument("--repeats", type=int, default=9, help="runs of each (default 9)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--digits-epochs", type=int, default=25, help="digits epochs (25)")
+    parser.add_argument("--only", choices=["002", "001", "digits"], help="one workload")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    compare(
-        "seed 002: SimpleNN, 1000 x 784, batch 64, Adam",
-        tutorial=tutorial_002,
-        spec=example("sum-bins-simplenn", epochs=args.epochs),
-        repeats=args.repeats,
-        floor=floor_002,
-    )
-    compare(
-        "seed 001: spiral ReLU + Adam, full batch, 1000 steps",
-        tutorial=tutorial_001,
-        spec=example("spiral-relu-adam"),
-        repeats=args.repeats,
-    )
+    if args.only in (None, "002"):
+        compare(
+            "seed 002: SimpleNN, 1000 x 784, batch 64, Adam",
+            tutorial=tutorial_002,
+            spec=example("sum-bins-simplenn", epochs=args.epochs),
+            repeats=args.repeats,
+            floor=floor_002,
+        )
+    if args.only in (None, "001"):
+        compare(
+            "seed 001: spiral ReLU + Adam, full batch, 1000 steps",
+            tutorial=tutorial_001,
+            spec=example("spiral-relu-adam"),
+            repeats=args.repeats,
+        )
+    if args.only in (None, "digits"):
+        compare(
+            "digits: LeNet-style CNN, 1,797 x 1 x 8 x 8, batch 32, Adam + cosine",
+            tutorial=tutorial_digits,
+            spec=example(
+                "digits-lenet",
+                epochs=args.digits_epochs,
+                validation_fraction=0.0,
+                best_metric=None,
+                augment=None,
+            ),
+            repeats=args.repeats,
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import hashlib
 import logging
 from datetime import UTC, datetime, timedelta
 
+import torch
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -228,6 +229,12 @@ def _check_limits(
             f"{data.samples:,} samples x {spec.epochs:,} epochs = {sample_epochs:,}; the limit is "
             f"{settings.max_sample_epochs:,} (SERVICE_MAX_SAMPLE_EPOCHS): "
             "train fewer epochs or on fewer samples"
+        )
+    cpu_only = settings.device == "cpu" or not torch.cuda.is_available()
+    if spec.precision == "bf16" and cpu_only:
+        raise InvalidSpec(
+            "precision 'bf16' is CUDA autocast, and this service trains on the CPU "
+            "(SERVICE_DEVICE); use precision 'fp32'"
         )
     active = repository.count_active_jobs(session, owner_id=owner_id)
     if active >= settings.max_active_jobs_per_key:

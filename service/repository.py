@@ -6,6 +6,7 @@ claimed the job, and change nothing (returning False) once that lease has been l
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import BinaryIO
 
 from sqlalchemy import (
     ColumnElement,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     text,
@@ -337,10 +339,35 @@ def find_checkpoint(
 
 # --- datasets -----------------------------------------------------------------------------------
 
+BLOB_CHUNK_BYTES = 8 * 1024 * 1024
 
-def add_dataset(session: Session, *, dataset: Dataset) -> None:
+
+def add_dataset(session: Session, *, dataset: Dataset, data: BinaryIO, size: int) -> None:
+    """Insert the dataset with its blob read from `data` (`size` bytes, staged on disk).
+
+    PostgreSQL's driver takes the value whole. SQLite copies a bound value twice (binding it,
+    then building the row), so there the row gets a zeroblob of the right size, which it fills
+    in place from the file, a chunk at a time.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        dataset.data = data.read()
+        session.add(dataset)
+        session.flush()
+        return
+    # Set in Core: the ORM would read a SQL expression's value back (the whole blob of zeros).
+    dataset.data = b""
     session.add(dataset)
     session.flush()
+    session.execute(
+        update(Dataset).where(Dataset.id == dataset.id).values(data=func.zeroblob(size))
+    )
+    rowid: int = session.execute(
+        select(literal_column("rowid")).select_from(Dataset).where(Dataset.id == dataset.id)
+    ).scalar_one()
+    raw = session.connection().connection.driver_connection
+    with raw.blobopen("datasets", "data", rowid) as blob:  # type: ignore[union-attr]
+        while chunk := data.read(BLOB_CHUNK_BYTES):
+            blob.write(chunk)
 
 
 def get_dataset(

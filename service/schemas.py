@@ -67,12 +67,18 @@ class CheckpointOut(BaseModel):
 class DatasetOut(BaseModel):
     id: str
     filename: str
-    format: Literal["csv", "npz"]
+    format: Literal["csv", "npz", "zip"]
     samples: int
-    input_shape: list[int]
+    input_shape: list[int] = Field(
+        description="One sample's shape; (channels, height, width) for pictures."
+    )
     task: Literal["classification", "regression"]
     num_classes: int | None
     target_shape: list[int]
+    class_names: list[str] | None = Field(
+        description="What each class index stands for: a ZIP's folder names, sorted."
+    )
+    images: bool = Field(description="The inputs are uint8 pictures, scaled to [0, 1] to train.")
     sha256: str
     bytes: int
     created_at: datetime
@@ -135,6 +141,10 @@ class PredictOut(BaseModel):
     top_k: list[list[ClassProbability]] | None = Field(
         default=None,
         description="With top_k: per sample, the k likeliest classes, likeliest first.",
+    )
+    labels: list[str] | None = Field(
+        default=None,
+        description="When the job's dataset names its classes: each prediction's class name.",
     )
     checkpoint: CheckpointUsed
 

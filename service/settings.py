@@ -50,6 +50,12 @@ class Settings(BaseSettings):
 
     # Limits, each refused with a 4xx that names the setting.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # POST /v1/datasets only: the uploaded file streams to a temporary file, not into memory.
+    max_upload_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    # The arrays an upload may hold uncompressed (a ZIP's or NPZ's members as declared, the
+    # decoded pictures as uint8). The api holds about twice this while it stores one; SQLite and
+    # PostgreSQL cap a single value at 1 GB (1e9 bytes), which bounds it from above.
+    max_dataset_bytes: int = Field(default=900_000_000, ge=1024, le=990_000_000)
     max_parameters: int = Field(default=50_000_000, ge=1)
     max_sample_epochs: int = Field(default=10_000_000_000, ge=1)
     max_predict_rows: int = Field(default=10_000, ge=1)

@@ -92,8 +92,26 @@ class UploadedData(Strict):
     )
 
 
+class DigitsData(Strict):
+    """The UCI handwritten digits: 1,797 grey 8x8 pictures of 0-9, shipped with the service."""
+
+    kind: Literal["digits"]
+
+
+class ShapesData(Strict):
+    """Grey pictures of circles, squares and triangles, drawn with a random position and scale."""
+
+    kind: Literal["shapes"]
+    samples: int = Field(default=3000, ge=1)
+    # The pictures' side in pixels.
+    size: int = Field(default=32, ge=8, le=256)
+    # Standard deviation of Gaussian noise added to every pixel, on the [0, 1] scale.
+    noise: float = Field(default=0.1, ge=0)
+    seed: Seed | None = None
+
+
 DatasetSpec = Annotated[
-    SpiralData | SumBinsData | QuadraticData | InlineData | UploadedData,
+    SpiralData | SumBinsData | QuadraticData | InlineData | UploadedData | DigitsData | ShapesData,
     Field(discriminator="kind"),
 ]
 
@@ -207,6 +225,20 @@ class EarlyStopping(Strict):
     start_epoch: PositiveInt = 1
 
 
+class Augment(Strict):
+    """Random changes to each training picture, drawn per batch from the job's seeded stream;
+    never applied to validation, evaluate or predict."""
+
+    # Pad each side with this many black pixels, then crop a window of the picture's own size
+    # at a random offset (torchvision's RandomCrop(size, padding)); 0: no crop.
+    random_crop_padding: int = Field(default=0, ge=0, le=64)
+    # Mirror left to right with probability one half.
+    horizontal_flip: bool = False
+
+
+Precision = Literal["fp32", "bf16"]
+
+
 class JobSpec(Strict):
     """A training job. Optional fields left as None are filled in by `training.plan`."""
 
@@ -236,6 +268,13 @@ class JobSpec(Strict):
     max_grad_norm: float | None = Field(default=None, gt=0)
     # None: train every epoch.
     early_stopping: EarlyStopping | None = None
+    # Pictures only. None: pixels scaled to [0, 1]; "per_channel": then standardised per channel
+    # with the training split's mean and std, stored with the checkpoint.
+    normalize: Literal["per_channel"] | None = None
+    # Pictures only. None: the training pictures as they are.
+    augment: Augment | None = None
+    # bf16: the forward passes under CUDA autocast in bfloat16 (weights stay float32).
+    precision: Precision = "fp32"
 
     @property
     def stop_metric(self) -> MetricName | None:
@@ -254,6 +293,11 @@ class JobSpec(Strict):
                     f"{field} {metric!r} needs a validation split; "
                     f"set validation_fraction, e.g. 0.2, or use {field} 'loss'"
                 )
+        if self.standardize and self.normalize is not None:
+            raise ValueError(
+                "standardize and normalize both rescale the inputs; for pictures use normalize "
+                "'per_channel' alone"
+            )
         if self.early_stopping is not None and self.early_stopping.start_epoch > self.epochs:
             raise ValueError(
                 f"early_stopping.start_epoch {self.early_stopping.start_epoch} is after the last "

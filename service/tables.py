@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -158,6 +159,10 @@ class Dataset(Base):
     target_shape: Mapped[list[int]] = mapped_column(JSON)
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
+    # What each class index stands for (a ZIP's folder names); null when the upload names none.
+    class_names: Mapped[list[str] | None] = mapped_column(JSON)
+    # x holds uint8 pictures (channels, height, width) rather than float32 features.
+    images: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # safetensors with tensors "x" and "y".
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,26 +1,39 @@
 """Uploaded dataset files -> arrays, checked; nothing in a file is ever executed or unpickled.
 
-Two formats: CSV with a header row, a `target` column and numeric feature columns; NPZ with
-arrays `x` (samples first) and `y`. Every refusal is an InvalidUpload saying what was wrong and
-what is expected.
+Three formats: CSV with a header row, a `target` column and numeric feature columns; NPZ with
+arrays `x` (samples first), `y` and optionally `class_names`, where a uint8 `x` of 3 or 4
+dimensions holds pictures; a ZIP of class folders of PNG or JPEG pictures (image_uploads.py).
+The file is read from the spooled upload, never held whole in memory but for CSV text. Every
+refusal is an InvalidUpload saying what was wrong and what is expected.
 """
 
 import csv
 import io
 import math
 import zipfile
+from dataclasses import dataclass, replace
+from typing import BinaryIO, Literal
 
 import numpy as np
 
 from service.errors import InvalidUpload
+from service.image_uploads import (
+    LAYOUTS,
+    ImageOptions,
+    check_class_names,
+    image_layout,
+    is_image_array,
+    parse_zip,
+)
 from service.training.shapes import DataShape
 
 CSV_EXPECTED = "a CSV file with a header row, a 'target' column and numeric feature columns"
 NPZ_EXPECTED = "an NPZ file (numpy.savez) with numeric arrays 'x' (samples first) and 'y'"
-EXPECTED = f"expected {CSV_EXPECTED}, or {NPZ_EXPECTED}"
+ZIP_EXPECTED = "a ZIP of class folders holding PNG or JPEG pictures"
+EXPECTED = f"expected {CSV_EXPECTED}, {NPZ_EXPECTED}, or {ZIP_EXPECTED}"
 ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"  # an archive of no members starts with its end record
 PICKLE_MAGIC = b"\x80"
-MAX_INFLATED_BYTES = 2**30  # 1 GiB of arrays, uncompressed
 
 
 def _find_bad_cell(*, header: list[str], rows: list[list[str]]) -> None:
@@ -90,36 +103,37 @@ def _parse_csv(content: bytes) -> tuple[np.ndarray, np.ndarray]:
     return x, values[:, target]
 
 
-def _parse_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        # A compressed archive can inflate far beyond the body limit; refuse before inflating.
-        inflated = sum(
-            member.file_size for member in zipfile.ZipFile(io.BytesIO(content)).infolist()
-        )
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
+def _inflated_size(archive: zipfile.ZipFile, *, max_bytes: int) -> None:
+    # A compressed archive can inflate far beyond the body limit; refuse before inflating.
+    inflated = sum(member.file_size for member in archive.infolist())
+    if inflated > max_bytes:
         raise InvalidUpload(
-            f"the NPZ file is not a readable zip archive ({exc}); {EXPECTED}"
-        ) from exc
-    if inflated > MAX_INFLATED_BYTES:
-        raise InvalidUpload(
-            f"the NPZ file's arrays take {inflated} bytes uncompressed, more than the "
-            f"{MAX_INFLATED_BYTES} allowed; upload fewer samples"
+            f"the NPZ file's arrays take {inflated:,} bytes uncompressed, more than the "
+            f"{max_bytes:,} allowed (SERVICE_MAX_DATASET_BYTES); upload fewer samples"
         )
+
+
+def _read_npz(file: BinaryIO) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     try:
-        with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+        with np.load(file, allow_pickle=False) as archive:
             missing = [name for name in ("x", "y") if name not in archive.files]
             if missing:
                 raise InvalidUpload(
                     f"the NPZ file holds arrays {archive.files[:10]} but no "
                     f"{' or '.join(missing)}; expected {NPZ_EXPECTED}"
                 )
-            x, y = archive["x"], archive["y"]
+            names = archive["class_names"] if "class_names" in archive.files else None
+            return archive["x"], archive["y"], names
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, MemoryError) as exc:
         # allow_pickle=False makes numpy refuse object arrays with a ValueError; a header that
         # declares a huge shape fails to allocate (MemoryError) or to read (ValueError).
         raise InvalidUpload(
             f"the NPZ file cannot be read as plain numeric arrays ({exc}); {EXPECTED}"
         ) from exc
+
+
+def _parse_npz(file: BinaryIO, *, options: ImageOptions, max_bytes: int) -> "ParsedUpload":
+    x, y, names = _read_npz(file)
     for name, array in (("x", x), ("y", y)):
         if array.dtype.kind not in "biuf":
             raise InvalidUpload(
@@ -136,41 +150,115 @@ def _parse_npz(content: bytes) -> tuple[np.ndarray, np.ndarray]:
         raise InvalidUpload(
             f"'x' has {len(x)} samples but 'y' has {len(y)}; give one target per sample"
         )
-    return x.astype(np.float32).reshape(len(x), -1) if x.ndim == 1 else x.astype(np.float32), y
+    class_names = None if names is None else check_class_names(names, labels=y)
+    if is_image_array(x):
+        return ParsedUpload(
+            x=image_layout(x, options=options, max_bytes=max_bytes),
+            y=y,
+            format="npz",
+            class_names=class_names,
+        )
+    _no_image_options(options, what=f"array 'x' of dtype {x.dtype} and shape {list(x.shape)}")
+    x = x.astype(np.float32)
+    return ParsedUpload(
+        x=x.reshape(len(x), -1) if x.ndim == 1 else x, y=y, format="npz", class_names=class_names
+    )
+
+
+def _no_image_options(options: ImageOptions, *, what: str) -> None:
+    if options.given:
+        raise InvalidUpload(
+            f"image_size and channels apply to pictures (a ZIP of class folders, or uint8 'x' "
+            f"of {LAYOUTS}), not to {what}; leave them out"
+        )
 
 
 def _integer_valued(y: np.ndarray) -> bool:
     return y.dtype.kind in "biu" or bool(np.all(y == np.round(y)))
 
 
-def parse_upload(*, filename: str, content: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from an uploaded file: x float32 (N, *features); y int64 (N,) when its values are
-    whole numbers, else float32. NPZ is recognised by its zip signature, anything else must be
-    CSV text."""
-    if not content:
+@dataclass(frozen=True)
+class ParsedUpload:
+    """An upload's arrays: x float32 (N, *features), or uint8 (N, C, H, W) for pictures."""
+
+    x: np.ndarray
+    y: np.ndarray
+    format: Literal["csv", "npz", "zip"]
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def images(self) -> bool:
+        return self.x.dtype == np.uint8
+
+
+def _is_npz(archive: zipfile.ZipFile, *, filename: str) -> bool:
+    return filename.lower().endswith(".npz") or any(
+        name.endswith(".npy") and "/" not in name for name in archive.namelist()
+    )
+
+
+def _parse_zip(
+    file: BinaryIO, *, filename: str, options: ImageOptions, max_bytes: int
+) -> ParsedUpload:
+    try:
+        archive = zipfile.ZipFile(file)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise InvalidUpload(
+            f"the file {filename!r} is not a readable zip archive ({exc}); {EXPECTED}"
+        ) from exc
+    with archive:
+        if not _is_npz(archive, filename=filename):
+            x, y, names = parse_zip(archive, options=options, max_bytes=max_bytes)
+            return ParsedUpload(x=x, y=y, format="zip", class_names=names)
+        _inflated_size(archive, max_bytes=max_bytes)
+    file.seek(0)
+    return _parse_npz(file, options=options, max_bytes=max_bytes)
+
+
+def parse_upload(
+    *, filename: str, file: BinaryIO, options: ImageOptions, max_bytes: int
+) -> ParsedUpload:
+    """The arrays of an uploaded file, read from its start: y int64 (N,) when its values are
+    whole numbers, else float32. A zip archive is an NPZ file when it holds .npy arrays, else a
+    ZIP of class folders of pictures; anything else must be CSV text. `max_bytes`: the most the
+    arrays may take uncompressed."""
+    head = file.read(len(ZIP_MAGIC))
+    file.seek(0)
+    if not head:
         raise InvalidUpload(f"the file {filename!r} is empty; {EXPECTED}")
-    if content.startswith(PICKLE_MAGIC):
+    if head.startswith(PICKLE_MAGIC):
         raise InvalidUpload(
             f"the file {filename!r} looks like a Python pickle, which is never loaded; {EXPECTED}"
         )
-    if content.startswith(ZIP_MAGIC):
-        x, y = _parse_npz(content)
-    elif filename.lower().endswith((".npz", ".npy")):
+    if head in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
+        parsed = _parse_zip(file, filename=filename, options=options, max_bytes=max_bytes)
+    elif filename.lower().endswith((".npz", ".npy", ".zip")):
         raise InvalidUpload(
-            f"the file {filename!r} is not a zip archive, so not an NPZ file; {EXPECTED}"
+            f"the file {filename!r} is not a zip archive, so not an NPZ or ZIP file; {EXPECTED}"
         )
     else:
+        _no_image_options(options, what="a CSV file")
+        content = file.read(max_bytes + 1)
+        if len(content) > max_bytes:
+            raise InvalidUpload(
+                f"the CSV file is larger than {max_bytes:,} bytes (SERVICE_MAX_DATASET_BYTES); "
+                "upload fewer rows, or an NPZ file"
+            )
         x, y = _parse_csv(content)
-    return x, y.astype(np.int64) if _integer_valued(y) else y.astype(np.float32)
+        parsed = ParsedUpload(x=x, y=y, format="csv")
+    y = parsed.y
+    y = y.astype(np.int64) if _integer_valued(y) else y.astype(np.float32)
+    return replace(parsed, y=y)
 
 
-def upload_shape(x: np.ndarray, y: np.ndarray) -> DataShape:
+def upload_shape(parsed: ParsedUpload) -> DataShape:
     """The DataShape stored with an upload, for plan().
 
     Classification when y is 1-D, integer-valued (integers, or floats that are all whole
     numbers) and non-negative: labels 0..max(y). Anything else is regression, with a 1-D y read
     as one value per sample (target_shape (1,)). A job can still set `task: regression`.
     """
+    x, y = parsed.x, parsed.y
     if y.ndim == 1 and _integer_valued(y) and y.min() >= 0:
         return DataShape(
             samples=len(x),
@@ -178,6 +266,8 @@ def upload_shape(x: np.ndarray, y: np.ndarray) -> DataShape:
             task="classification",
             num_classes=int(y.max()) + 1,
             target_shape=(),
+            class_names=parsed.class_names,
+            images=parsed.images,
         )
     return DataShape(
         samples=len(x),
@@ -185,4 +275,5 @@ def upload_shape(x: np.ndarray, y: np.ndarray) -> DataShape:
         task="regression",
         num_classes=None,
         target_shape=tuple(y.shape[1:]) or (1,),
+        images=parsed.images,
     )

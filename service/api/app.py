@@ -99,7 +99,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
     # Routes are matched in order: the busiest, predict, first.
     predictions.add_predict_route(app)
     app.include_router(health.router)

@@ -88,6 +88,8 @@ def dataset_out(dataset: Dataset) -> DatasetOut:
         task=dataset.task,
         num_classes=dataset.num_classes,
         target_shape=dataset.target_shape,
+        class_names=dataset.class_names,
+        images=dataset.images,
         sha256=dataset.sha256,
         bytes=dataset.size_bytes,
         created_at=dataset.created_at,

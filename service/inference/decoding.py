@@ -13,7 +13,9 @@ import numpy as np
 import orjson
 
 from service.errors import InvalidInput, UnsupportedMediaType
+from service.inference import pictures
 from service.inference.lookup import CheckpointRef, parse_ref
+from service.inference.pictures import Pictures
 from service.schemas import PredictIn
 
 JSON = "application/json"
@@ -26,22 +28,36 @@ NUMERIC_KINDS = "iuf"  # NumPy dtype kinds of numbers: signed, unsigned, floatin
 
 @dataclass(frozen=True)
 class PredictRequest:
-    inputs: np.ndarray  # as sent: not yet checked against the network's input shape
+    inputs: np.ndarray | None  # as sent: not yet checked against the network's input shape
     checkpoint: CheckpointRef | None
     top_k: int | None
+    # Pictures instead of inputs: decoded once the network says what size they must be.
+    pictures: Pictures | None = None
 
 
 def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _whole(value: str | None) -> object:
+    return int(value) if value is not None and value.isdigit() else value
+
+
 def decode(
     body: bytes, *, content_type: str | None, checkpoint: str | None, top_k: str | None
 ) -> PredictRequest:
-    """A JSON or .npy body; `checkpoint` and `top_k` come from the query string, or for JSON
-    from the body, which wins when it names them."""
-    top_k_query = int(top_k) if top_k is not None and top_k.isdigit() else top_k
+    """A JSON, .npy, picture or multipart body; `checkpoint` and `top_k` come from the query
+    string, or for JSON and multipart from the body, which wins when it names them."""
+    top_k_query = _whole(top_k)
     kind = media_type(content_type)
+    if kind in pictures.IMAGE_TYPES or kind == pictures.MULTIPART:
+        sent = pictures.read(body, media_type=kind, content_type=content_type or "")
+        return PredictRequest(
+            inputs=None,
+            pictures=sent,
+            checkpoint=parse_ref(sent.fields.get("checkpoint", checkpoint)),
+            top_k=_top_k(_whole(sent.fields["top_k"]) if "top_k" in sent.fields else top_k_query),
+        )
     if kind == NPY:
         return PredictRequest(
             inputs=_read_npy(body), checkpoint=parse_ref(checkpoint), top_k=_top_k(top_k_query)
@@ -50,7 +66,8 @@ def decode(
         return _read_json(body, checkpoint=checkpoint, top_k=top_k_query)
     raise UnsupportedMediaType(
         f"Content-Type {content_type or '(none)'} is not readable here; send {JSON} "
-        f'({{"inputs": [...]}}) or {NPY} (a .npy array of shape [n, *input_shape])'
+        f'({{"inputs": [...]}}), {NPY} (a .npy array of shape [n, *input_shape]), or for a '
+        "network trained on pictures image/png, image/jpeg or multipart/form-data"
     )
 
 

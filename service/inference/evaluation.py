@@ -40,7 +40,7 @@ def stored_tensors(
 
 
 def drawn_tensors(
-    dataset: specs.SpiralData | specs.SumBinsData | specs.QuadraticData | specs.InlineData,
+    dataset: specs.DatasetSpec,
     *,
     max_samples: int,
 ) -> Tensors:

@@ -53,11 +53,15 @@ class LoadedNetwork:
     task: Task
     loss: LossName
     standardization: Standardization | None
+    # What each class index stands for, when the job's dataset names its classes.
+    class_names: tuple[str, ...] | None = None
+    # The inputs are pictures: (channels, height, width) pixel values 0-255.
+    images: bool = False
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The raw network output for float32 inputs (N, *input_shape), on the CPU."""
         with torch.inference_mode():
-            x = inputs.to(self.device)
+            x = inputs.to(self.device).float()
             if self.standardization is not None:
                 x = self.standardization.inputs(x)
             return self.network(x).float().cpu()
@@ -109,14 +113,17 @@ def build_loaded(
     # A stored spec is normalised: task and loss are written out.
     assert spec.task is not None
     assert spec.loss is not None
+    data = job_shape(spec)
     return LoadedNetwork(
         key=target.key,
         network=network,
         device=device,
-        input_shape=job_shape(spec).input_shape,
+        input_shape=data.input_shape,
         task=spec.task,
         loss=spec.loss,
         standardization=read_standardization(state),
+        class_names=data.class_names if spec.task == "classification" else None,
+        images=data.images,
     )
 
 

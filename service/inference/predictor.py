@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service.db import transaction
 from service.errors import NotFound
-from service.inference import decoding, loading, responses
+from service.inference import decoding, loading, pictures, responses
 from service.inference.batching import Batcher
 from service.inference.cache import LRU, NetworkCache
 from service.inference.loading import LoadedNetwork, Outputs
@@ -123,11 +123,20 @@ class Predictor:
                     return found, self.load(session, target=found)
 
             target, loaded = await anyio.to_thread.run_sync(resolve_and_load)
-        inputs = decoding.check_inputs(
-            request.inputs, input_shape=loaded.input_shape, max_rows=self.max_rows
-        )
+        sent = request.inputs
+        if request.pictures is not None:
+            sent = await anyio.to_thread.run_sync(self._decode_pictures, loaded, request.pictures)
+        assert sent is not None  # a request holds inputs or pictures
+        inputs = decoding.check_inputs(sent, input_shape=loaded.input_shape, max_rows=self.max_rows)
         outputs = await self._run(loaded, inputs)
-        return responses.encode(outputs, target=target, top_k=request.top_k)
+        return responses.encode(
+            outputs, target=target, top_k=request.top_k, class_names=loaded.class_names
+        )
+
+    def _decode_pictures(self, loaded: LoadedNetwork, sent: pictures.Pictures) -> np.ndarray:
+        return pictures.to_inputs(
+            sent, input_shape=loaded.input_shape, images=loaded.images, max_rows=self.max_rows
+        )
 
     async def _run(self, loaded: LoadedNetwork, inputs: np.ndarray) -> Outputs:
         if self.batcher is not None:

@@ -28,7 +28,14 @@ def top_k_out(probabilities: np.ndarray, *, k: int) -> list[list[dict[str, Any]]
     ]
 
 
-def encode(outputs: Outputs, *, target: Target, top_k: int | None) -> bytes:
+def encode(
+    outputs: Outputs,
+    *,
+    target: Target,
+    top_k: int | None,
+    class_names: tuple[str, ...] | None = None,
+) -> bytes:
+    """The response body; `class_names` adds `labels`, each prediction's class name."""
     predictions = outputs.predictions
     if outputs.probabilities is None:
         if top_k is not None:
@@ -37,6 +44,8 @@ def encode(outputs: Outputs, *, target: Target, top_k: int | None) -> bytes:
             # One output: a number per sample, not a list of one.
             predictions = predictions.reshape(-1)
     body: dict[str, Any] = {"predictions": np.ascontiguousarray(predictions)}
+    if class_names is not None:
+        body["labels"] = [class_names[index] for index in predictions.tolist()]
     if outputs.probabilities is not None:
         body["probabilities"] = np.ascontiguousarray(outputs.probabilities)
         if top_k is not None:

@@ -17,14 +17,19 @@ LARGEST_DRAWABLE = 1e30
 Arrays = tuple[np.ndarray, np.ndarray]
 
 
-def job_samples(session: Session, *, spec: JobSpec) -> Arrays:
-    """The job's samples as its worker drew them (see datasets.seeded); Conflict if they were an
-    upload that no longer exists."""
+def job_tensors(session: Session, *, spec: JobSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The job's samples as its worker drew them (see datasets.seeded), as stored (pictures stay
+    uint8); Conflict if they were an upload that no longer exists."""
     dataset = spec.dataset
     if isinstance(dataset, specs.UploadedData):
-        return _arrays(datasets.load_arrays(session, dataset_id=dataset.id))
+        return datasets.load_arrays(session, dataset_id=dataset.id)
     assert spec.seed is not None  # a stored spec is normalised
-    return _arrays(make_dataset(seeded(dataset, seed=spec.seed)))
+    return make_dataset(seeded(dataset, seed=spec.seed))
+
+
+def job_samples(session: Session, *, spec: JobSpec) -> Arrays:
+    """The job's samples as float32 rows, and their targets (see job_tensors)."""
+    return _arrays(job_tensors(session, spec=spec))
 
 
 def spec_samples(dataset: specs.DatasetSpec) -> Arrays:

@@ -6,6 +6,7 @@ these functions one at a time (see Plotter), off the event loop.
 """
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -168,4 +169,26 @@ def dataset(*, inputs: np.ndarray, targets: np.ndarray, classes: int | None, tit
         axes.set_xlabel("x")
         axes.set_ylabel("class" if classes is not None else "y")
     axes.grid(alpha=0.3)
+    return _png(figure)
+
+
+def samples(
+    *, pictures: np.ndarray, labels: Sequence[str], predicted: Sequence[str] | None, title: str
+) -> bytes:
+    """A grid of uint8 pictures (N, C, H, W), each titled with its label; with predictions, a
+    wrong one is titled "label -> predicted" in red."""
+    columns = math.ceil(math.sqrt(len(pictures)))
+    rows = math.ceil(len(pictures) / columns)
+    figure = Figure(figsize=SQUARE, dpi=DPI)
+    figure.suptitle(title)
+    for index, picture in enumerate(pictures):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        grey = picture.shape[0] == 1
+        image = picture[0] if grey else picture.transpose(1, 2, 0)
+        axes.imshow(image, cmap="gray" if grey else None, vmin=0, vmax=255, interpolation="nearest")
+        axes.set_axis_off()
+        text, colour = labels[index], "black"
+        if predicted is not None and predicted[index] != labels[index]:
+            text, colour = f"{labels[index]} -> {predicted[index]}", "red"
+        axes.set_title(text, fontsize=8, color=colour)
     return _png(figure)

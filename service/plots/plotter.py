@@ -25,7 +25,14 @@ from service.inference.loading import LoadedNetwork
 from service.inference.lookup import CheckpointRef
 from service.inference.predictor import Predictor
 from service.plots import figures
-from service.plots.data import check_drawable, job_samples, plottable_inputs, spec_samples, thin
+from service.plots.data import (
+    check_drawable,
+    job_samples,
+    job_tensors,
+    plottable_inputs,
+    spec_samples,
+    thin,
+)
 from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Job
@@ -41,11 +48,12 @@ class JobPlot(StrEnum):
     DECISION_BOUNDARY = "decision_boundary"
     FIT = "fit"
     DATA = "data"
+    SAMPLES = "samples"
 
     @property
     def from_checkpoint(self) -> bool:
         """Drawn by a checkpoint's network, so a request may name which one."""
-        return self in (JobPlot.DECISION_BOUNDARY, JobPlot.FIT)
+        return self in (JobPlot.DECISION_BOUNDARY, JobPlot.FIT, JobPlot.SAMPLES)
 
 
 # Points per side of the grid a decision boundary is evaluated on (the tutorials use 220).
@@ -56,6 +64,8 @@ CURVE_STEPS = 200
 CHUNK_ROWS = 8192
 # Epochs drawn on a curve at most; longer runs are thinned evenly.
 CURVE_EPOCHS = 5000
+# Pictures on samples.png: the job's first ones, in its dataset's order.
+SAMPLE_PICTURES = 36
 
 
 @dataclass(frozen=True)
@@ -130,6 +140,8 @@ class Plotter:
             return self._curves(session, job)
         if kind == "data":
             return self._data(session, job, spec)
+        if kind == "samples":
+            return self._samples(session, job, spec, ref)
         data = job_shape(spec)
         if kind == "decision_boundary":
             if spec.task != "classification" or data.input_shape != (2,):
@@ -195,6 +207,40 @@ class Plotter:
         classes = data.num_classes if data.task == "classification" else None
         title = _title(job, f"{data.samples:,} samples")
         return key, self._dataset_draw(inputs, targets, classes=classes, title=title)
+
+    def _samples(
+        self, session: Session, job: Job, spec: JobSpec, ref: CheckpointRef | None
+    ) -> tuple[Hashable, Draw | None]:
+        data = job_shape(spec)
+        if not data.images or spec.task != "classification":
+            raise Conflict(
+                f"samples.png draws a classifier's pictures with their labels; job {job.id} is "
+                f"a {spec.task} on samples of shape {list(data.input_shape)}: use "
+                + ("data.png or curves.png" if data.input_shape in ((1,), (2,)) else "curves.png")
+            )
+        try:
+            target = self.predictor.resolve(session, job_id=job.id, owner_id=job.owner_id, ref=ref)
+        except Conflict:
+            if ref is not None:
+                raise
+            target = None  # no checkpoint yet: the labels alone
+        key = ("samples", job.id) if target is None else ("samples", *target.key)
+        if self._cached(key):
+            return key, None
+        pictures, labels = (t[:SAMPLE_PICTURES].numpy() for t in job_tensors(session, spec=spec))
+        names = data.class_names or tuple(str(c) for c in range(data.num_classes or 0))
+        truth = [names[label] for label in labels.tolist()]
+        predicted = None
+        detail = "no checkpoint yet"
+        if target is not None:
+            loaded = self.predictor.load(session, target=target)
+            answers = loaded.infer(pictures.astype(np.float32)).predictions.tolist()
+            predicted = [names[answer] for answer in answers]
+            detail = f"epoch {target.epoch} ({target.kind}), wrong in red"
+        title = _title(job, detail)
+        return key, lambda: figures.samples(
+            pictures=pictures, labels=truth, predicted=predicted, title=title
+        )
 
     # --- datasets ---
 

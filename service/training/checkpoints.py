@@ -5,12 +5,18 @@
     optimizer.state.<param index>.<name>   optimizer tensors (Adam's exp_avg, step, ...)
     rng.cpu, rng.cuda                      torch's global generator states (uint8)
     rng.shuffle                            the shuffle generator's state (uint8)
-    standardize.x_mean, .x_std, .y_mean, .y_std   present only when the job standardises
+    standardize.x_mean, .x_std, .y_mean, .y_std   present only when the job standardises, or
+                                           trains on pictures: then x_mean and x_std are
+                                           (C, 1, 1) in pixel units, inputs = (pixels - x_mean)
+                                           / x_std (see training/pictures.py)
 
 and scalars as JSON in the safetensors metadata: format_version, epoch, optimizer.param_groups,
 optimizer.scalars (non-tensor optimizer state), schedule (the scheduler's state_dict), best,
 early_stopping (the Patience fields, or null when the job does not stop early; a checkpoint
-written before early stopping existed has no such key and reads as null).
+written before early stopping existed has no such key and reads as null), and for a job on
+pictures `pictures`: {"normalize": "per_channel" or "none", "channel_mean", "channel_std"}, the
+per-channel statistics on the [0, 1] scale (torchvision's Normalize(mean, std) after
+ToTensor()), written for readers of the file; the tensors above are what inference applies.
 """
 
 import json
@@ -40,6 +46,8 @@ class TrainingState:
     best: float | None  # the best value of the job's best_metric among emitted checkpoints
     standardization: Standardization | None
     patience: Patience | None = None  # early stopping's count, when the job stops early
+    # A job on pictures: how they are normalised ("per_channel", or "none": pixels / 255).
+    pictures_normalize: str | None = None
 
 
 def encode_weights(network: torch.nn.Module) -> bytes:
@@ -76,6 +84,14 @@ def encode_state(state: TrainingState) -> bytes:
         "best": json.dumps(state.best),
         "early_stopping": json.dumps(None if state.patience is None else asdict(state.patience)),
     }
+    if state.pictures_normalize is not None and state.standardization is not None:
+        metadata["pictures"] = json.dumps(
+            {
+                "normalize": state.pictures_normalize,
+                "channel_mean": (state.standardization.x_mean.flatten() / 255).tolist(),
+                "channel_std": (state.standardization.x_std.flatten() / 255).tolist(),
+            }
+        )
     cpu_tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
     return safetensors.torch.save(cpu_tensors, metadata=metadata)
 

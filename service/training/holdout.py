@@ -1,5 +1,8 @@
 """The hold-out (validation) split, and the loss and accuracy measured on it after each epoch."""
 
+import contextlib
+from collections.abc import Callable
+
 import torch
 
 from service.specs import LossName
@@ -38,9 +41,12 @@ def evaluate(
     loss: LossName,
     classification: bool,
     batch_size: int | None,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    autocast: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext,
 ) -> EpochTotals:
     """Loss and accuracy sums over `data` in eval mode, in batches of the training batch size;
-    read them with metrics.read_totals."""
+    read them with metrics.read_totals. `prepare` turns a batch of stored inputs (pictures)
+    into the network's inputs."""
     inputs, targets = data
     totals = EpochTotals(loss=loss, classification=classification)
     step = batch_size or len(inputs)
@@ -48,8 +54,9 @@ def evaluate(
     try:
         for start in range(0, len(inputs), step):
             x, y = inputs[start : start + step], targets[start : start + step]
-            output = network(x)
-            totals.add(loss=loss_function(output, y), output=output, target=y)
+            with autocast():
+                output = network(x if prepare is None else prepare(x))
+                totals.add(loss=loss_function(output, y), output=output, target=y)
     finally:
         network.train()
     return totals

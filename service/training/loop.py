@@ -5,6 +5,7 @@ build the network, loop over epochs. Each checkpoint carries everything a resume
 resumed run gives bit-identical losses and weights on the CPU.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -46,6 +47,7 @@ from service.training.optimizers import (
     current_lr,
     step_function,
 )
+from service.training.pictures import Pictures, pixel_statistics
 from service.training.standardize import Standardization
 
 logger = logging.getLogger(__name__)
@@ -61,11 +63,13 @@ class TrainingOutcome:
 
 @dataclass(frozen=True)
 class PreparedData:
-    """The job's data on the device: training split, validation split, their statistics."""
+    """The job's data on the device: training split, validation split, their statistics.
+    Pictures stay uint8 (`images`): each batch is scaled with `standardization` as it is made."""
 
     train: Tensors
     validation: Tensors | None
     standardization: Standardization | None
+    images: bool = False
 
 
 def prepare_targets(targets: torch.Tensor, *, spec: JobSpec) -> torch.Tensor:
@@ -91,7 +95,11 @@ def prepare_data(
         generator=randomness.generator(seed, stream="validation"),
     )
     standardization = None
-    if spec.standardize:
+    images = inputs.dtype == torch.uint8
+    if images:
+        per_channel = spec.normalize == "per_channel"
+        standardization = pixel_statistics(train[0], per_channel=per_channel)
+    elif spec.standardize:
         regression = spec.task == "regression"
         standardization = Standardization.fit(
             inputs=train[0], targets=train[1] if regression else None
@@ -102,6 +110,7 @@ def prepare_data(
         train=(train[0].to(device), train[1].to(device)),
         validation=None if held_out is None else (held_out[0].to(device), held_out[1].to(device)),
         standardization=standardization,
+        images=images,
     )
 
 
@@ -112,6 +121,15 @@ def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> 
     if stop is not None or epoch % (spec.checkpoint_every or 1) == 0:
         return {"periodic"}
     return set()
+
+
+def _autocast(
+    spec: JobSpec, *, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager[object]]:
+    """A fresh context for each forward pass: bf16 autocast on CUDA, or nothing."""
+    if spec.precision == "bf16" and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
 
 
 def _all_finite(network: torch.nn.Module) -> bool:
@@ -126,6 +144,7 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     schedule: LRScheduler | None,
     shuffle: torch.Generator,
+    augment: torch.Generator,
     device: torch.device,
 ) -> TrainingState:
     """Put the run back where the checkpoint left it; returns the state it read, which holds
@@ -137,6 +156,8 @@ def _restore(
         schedule.load_state_dict(state.schedule)
     randomness.restore_global_states(state.rng, device=device)
     shuffle.set_state(state.rng["shuffle"])
+    if "augment" in state.rng:
+        augment.set_state(state.rng["augment"])
     return state
 
 
@@ -149,10 +170,14 @@ def _train_epoch(
     loss_function: LossFunction,
     totals: EpochTotals,
     max_grad_norm: float | None,
+    pictures: Pictures | None,
+    autocast: Callable[[], contextlib.AbstractContextManager[object]],
 ) -> None:
     for x, y in batches:
-        output = network(x)
-        loss = loss_function(output, y)
+        inputs = x if pictures is None else pictures.training(x)
+        with autocast():
+            output = network(inputs)
+            loss = loss_function(output, y)
         totals.add(loss=loss, output=output, target=y)
         # optimizer.zero_grad() without its profiler span: the same None gradients, which
         # backward then writes instead of adding to. About 40 us of a SimpleNN step.
@@ -202,6 +227,13 @@ def train(
     seed, loss_name, best_metric = spec.seed, spec.loss, spec.best_metric
     classification = spec.task == "classification"
 
+    if spec.precision == "bf16" and device.type != "cuda":
+        raise TrainingFailed(
+            f"precision 'bf16' is CUDA autocast, but this worker trains on {device}; "
+            "use precision 'fp32'"
+        )
+    autocast = _autocast(spec, device=device)
+
     # The tutorials' order: the network draws its initial weights after the data is drawn.
     randomness.seed_everything(seed)
     data = prepare_data(spec, seed=seed, device=device, uploaded=uploaded)
@@ -217,6 +249,13 @@ def train(
         drop_last=spec.drop_last,
         generator=randomness.generator(seed, stream="shuffle"),
     )
+    # Its own stream, so augmenting leaves the order of batches and Dropout's draws alone.
+    augment_stream = randomness.generator(seed, stream="augment")
+    pictures = None
+    if data.images and data.standardization is not None:
+        pictures = Pictures(
+            scaling=data.standardization, augmentation=spec.augment, generator=augment_stream
+        )
     best: float | None = None
     # Early stopping's count, kept (and checkpointed) only when the spec asks for it.
     rule = spec.early_stopping
@@ -229,6 +268,7 @@ def train(
             optimizer=optimizer,
             schedule=schedule,
             shuffle=batches.generator,
+            augment=augment_stream,
             device=device,
         )
         best = restored.best
@@ -255,6 +295,8 @@ def train(
                 loss_function=loss_function,
                 totals=totals,
                 max_grad_norm=spec.max_grad_norm,
+                pictures=pictures,
+                autocast=autocast,
             )
             measured = [totals]
             if data.validation is not None:
@@ -266,6 +308,8 @@ def train(
                         loss=loss_name,
                         classification=classification,
                         batch_size=spec.batch_size,
+                        prepare=None if pictures is None else pictures.evaluation,
+                        autocast=autocast,
                     )
                 )
             # The epoch's one sync: every number leaves the device here, together.
@@ -311,10 +355,15 @@ def train(
                 epoch=epoch,
                 optimizer=optimizer.state_dict(),
                 schedule=None if schedule is None else schedule.state_dict(),
-                rng={**randomness.global_states(device), "shuffle": batches.generator.get_state()},
+                rng={
+                    **randomness.global_states(device),
+                    "shuffle": batches.generator.get_state(),
+                    **({"augment": augment_stream.get_state()} if pictures is not None else {}),
+                },
                 best=best,
                 standardization=data.standardization,
                 patience=patience if rule is not None else None,
+                pictures_normalize=None if pictures is None else spec.normalize or "none",
             )
             hooks.on_checkpoint(
                 _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)

@@ -169,6 +169,24 @@ def _check_batches(spec: JobSpec, *, data: DataShape, traced: TracedNetwork) -> 
             )
 
 
+def _check_pictures(spec: JobSpec, *, data: DataShape) -> None:
+    """normalize and augment need pictures; standardize is for features."""
+    if data.images:
+        if spec.standardize:
+            raise InvalidSpec(
+                "standardize rescales each feature; this dataset holds pictures, whose pixels "
+                "are scaled to [0, 1]: set normalize 'per_channel' instead"
+            )
+        return
+    for field, value in (("normalize", spec.normalize), ("augment", spec.augment)):
+        if value is not None:
+            raise InvalidSpec(
+                f"{field} applies to pictures (digits, shapes, or an upload of pictures), but "
+                f"this dataset's samples are features of shape {list(data.input_shape)}; leave "
+                f"{field} out" + (", or set standardize true" if field == "normalize" else "")
+            )
+
+
 def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     """The normalised spec and its parameter count; InvalidSpec if it cannot train as written.
 
@@ -176,6 +194,7 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
     its stored row). Idempotent: planning a normalised spec again returns an equal spec.
     """
     recorded = _recorded_dataset(spec.dataset, data=data)
+    _check_pictures(spec, data=data)
     data = _for_task(data, task=spec.task)
     loss = _choose_loss(spec, data=data)
     traced = trace_network(spec.model.layers, input_shape=data.input_shape)

@@ -13,6 +13,8 @@ class DataShape:
     `input_shape` is one sample's shape, without the batch dimension. `target_shape` is one
     sample's target: () for a class label; (k,) for k regression outputs, so a single
     regression value is (1,) and a batch of targets is (N, 1), like the network's output.
+    `images`: the inputs are uint8 pictures (channels, height, width), scaled to [0, 1] when a
+    batch is made; `class_names`: what each class index stands for, when the data names them.
     """
 
     samples: int
@@ -20,6 +22,8 @@ class DataShape:
     task: Task
     num_classes: int | None
     target_shape: tuple[int, ...]
+    class_names: tuple[str, ...] | None = None
+    images: bool = False
 
 
 def format_shape(shape: Sequence[int]) -> str:

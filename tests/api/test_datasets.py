@@ -97,6 +97,8 @@ def test_a_job_keeps_predicting_after_its_dataset_row_is_deleted(
         "task": "classification",
         "num_classes": 2,
         "target_shape": [],
+        "class_names": None,
+        "images": False,
     }
     Worker(settings=settings, sessions=sessions).run_once()
     before = predict(client, job, inputs=POINTS)

@@ -24,7 +24,9 @@ JOB_PLOTS = """The job's plots, by name:
 - `fit`: the job's points and the network's curve through them, from a checkpoint: for a
   regression on 1 input feature with 1 output (409 otherwise).
 - `data`: the tutorials' plot_data for the job's own samples, as its worker drew them: 1 or 2
-  input features (409 otherwise)."""
+  input features (409 otherwise).
+- `samples`: a classifier on pictures: its first 36 pictures with their labels, and, once it
+  has a checkpoint, the network's predictions, wrong ones in red (409 for other jobs)."""
 
 
 def png_responses(description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -55,7 +57,9 @@ def png(plot: Plot) -> Response:
 )
 async def job_plot(
     job_id: str,
-    name: Annotated[JobPlot, Path(description="Which plot: curves, decision_boundary, fit, data")],
+    name: Annotated[
+        JobPlot, Path(description="Which plot: curves, decision_boundary, fit, data, samples")
+    ],
     caller: Caller,
     plotter: PlotterDep,
     checkpoint: Annotated[
@@ -63,7 +67,7 @@ async def job_plot(
         Query(
             # Documented, and checked by parse_ref, whose 422 says what a ref can be.
             json_schema_extra={"pattern": CHECKPOINT_REF_PATTERN},
-            description="decision_boundary and fit: best, final, latest or an epoch; "
+            description="decision_boundary, fit and samples: best, final, latest or an epoch; "
             "default best, else latest",
         ),
     ] = None,

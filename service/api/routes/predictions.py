@@ -13,6 +13,7 @@ from service.api.errors import responses
 from service.api.telemetry import Telemetry
 from service.inference.decoding import JSON, NPY, QUERY_FIELDS
 from service.inference.evaluation import evaluate_job
+from service.inference.pictures import IMAGE_TYPES, MULTIPART
 from service.inference.predictor import Predictor
 from service.schemas import (
     EvaluateIn,
@@ -56,6 +57,31 @@ PREDICT_OPENAPI: dict[str, Any] = {
                     "format": "binary",
                     "description": "A .npy array (np.save) of shape [n, *input_shape]; "
                     "pass checkpoint and top_k as query parameters.",
+                }
+            },
+            **{
+                picture: {
+                    "schema": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "One picture, for a network trained on pictures; "
+                        "resized and converted as the training pictures were.",
+                    }
+                }
+                for picture in IMAGE_TYPES
+            },
+            MULTIPART: {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "image": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One part per picture, in order (any field name).",
+                        },
+                        "checkpoint": {"type": "string"},
+                        "top_k": {"type": "integer", "minimum": 1},
+                    },
                 }
             },
         },

@@ -10,7 +10,15 @@ the job) or from its own generator when the spec names a `seed`.
 from typing import Any
 
 from service.specs import DatasetSpec
-from service.training.datasets import inline, quadratic, spiral, sum_bins, uploaded
+from service.training.datasets import (
+    digits,
+    inline,
+    quadratic,
+    shapes,
+    spiral,
+    sum_bins,
+    uploaded,
+)
 from service.training.datasets.kind import DatasetKind, Tensors
 from service.training.shapes import DataShape
 
@@ -22,6 +30,8 @@ KINDS: dict[str, DatasetKind[Any]] = {
     "quadratic": quadratic.KIND,
     "inline": inline.KIND,
     "uploaded": uploaded.KIND,
+    "digits": digits.KIND,
+    "shapes": shapes.KIND,
 }
 # A random dataset drawn outside a job (evaluate, a dataset plot) without a seed of its own draws
 # from this one, so it is drawn the same every time. It is not the job's seed: for evaluate the

@@ -19,7 +19,7 @@ def test_there_is_an_example_per_experiment() -> None:
         "sum-bins-simplenn",
         "quadratic-regression",
     } <= names
-    assert len(names) == 16
+    assert len(names) == 18
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.name)

@@ -122,6 +122,8 @@ def test_an_uploads_shapes_are_recorded_so_the_job_needs_no_dataset_row() -> Non
         "task": "classification",
         "num_classes": 3,
         "target_shape": [],
+        "class_names": None,
+        "images": False,
     }
     assert describe_dataset(normalised.dataset) == UPLOAD
     # As the job reads them: its class labels are regression values.
