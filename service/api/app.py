@@ -19,6 +19,7 @@ from service.api.routes import (
     dashboard,
     datasets,
     events,
+    exports,
     health,
     jobs,
     monitoring,
@@ -27,6 +28,7 @@ from service.api.routes import (
 )
 from service.api.telemetry import Telemetry
 from service.db import make_engine, make_session_factory
+from service.inference.export import Exporter
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.settings import Settings
@@ -77,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.schema_head = migrations.head_revision()
     app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
     app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)
+    app.state.exporter = Exporter(sessions=app.state.sessions)
     app.state.plotter = Plotter(
         settings=settings, sessions=app.state.sessions, predictor=app.state.predictor
     )
@@ -99,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(checkpoints.router)
+    app.include_router(exports.router)
     app.include_router(predictions.router)
     app.include_router(events.router)
     app.include_router(plots.router)
