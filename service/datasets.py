@@ -8,7 +8,7 @@ from safetensors.numpy import save as save_arrays
 from safetensors.torch import load as load_tensors
 from sqlalchemy.orm import Session
 
-from service import repository
+from service import repository, storage
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.tables import Dataset
@@ -18,11 +18,26 @@ from service.uploads import parse_upload, upload_shape
 ZIP_MAGIC = b"PK\x03\x04"
 
 
-def store_upload(session: Session, *, owner_id: str, filename: str, content: bytes) -> Dataset:
-    """Parse a CSV or NPZ upload (InvalidUpload if it is neither) and store its arrays."""
+def store_upload(
+    session: Session,
+    *,
+    owner_id: str,
+    filename: str,
+    content: bytes,
+    limit_bytes: int | None = None,
+) -> Dataset:
+    """Parse a CSV or NPZ upload (InvalidUpload if it is neither) and store its arrays;
+    StorageQuotaExceeded if they would take the key past `limit_bytes`."""
     x, y = parse_upload(filename=filename, content=content)
     shape = upload_shape(x, y)
     data = save_arrays({"x": np.ascontiguousarray(x), "y": np.ascontiguousarray(y)})
+    storage.check_room(
+        session,
+        owner_id=owner_id,
+        adding=len(data),
+        what=f"the dataset {filename[:200]!r}",
+        limit_bytes=limit_bytes,
+    )
     dataset = Dataset(
         id=new_id(),
         owner_id=owner_id,
