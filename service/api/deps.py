@@ -119,7 +119,9 @@ async def caller_of(app: Starlette, *, authorization: str | None) -> ApiKey:
 
     def lookup() -> ApiKey:
         with transaction(sessions) as session:
-            return keys.authenticate(session, authorization=authorization, cache=cache)
+            row = keys.authenticate(session, authorization=authorization, cache=cache)
+        keys.mark_used(sessions, row)
+        return row
 
     return await run_in_threadpool(lookup)
 

@@ -10,13 +10,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from service.client import storage_commands
 from service.client.api import Api, ClientError
 from service.client.progress import Progress, duration
 from service.client.settings import DEFAULT_URL, ClientSettings
 from service.client.sse import follow
 from service.statuses import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
 
-COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel")
+COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel", *storage_commands.COMMANDS)
 JOB_FAILED = 1
 REFUSED = 3
 INTERRUPTED = 130
@@ -74,6 +75,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
     cancel.add_argument("job_id")
+    storage_commands.add_commands(commands, parents=[connection])
 
 
 def run(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -237,6 +239,7 @@ COMMAND_FUNCTIONS = {
     "metrics": metrics,
     "predict": predict,
     "cancel": cancel,
+    **storage_commands.COMMAND_FUNCTIONS,
 }
 
 
