@@ -159,6 +159,17 @@ def usage(session: Session, *, owner_id: str, limit_bytes: int | None) -> Usage:
     )
 
 
+def room_for_job(session: Session, *, job_id: str, adding: int, limit_bytes: int | None) -> bool:
+    """Whether the job's key can store `adding` more bytes (a worker's periodic checkpoint)."""
+    if limit_bytes is None:
+        return True
+    job = repository.get_job(session, job_id=job_id)
+    if job is None:
+        return True  # deleted: the write's fencing refuses it anyway
+    used = storage_sql.stored_bytes(session, owner_id=job.owner_id)
+    return used + adding <= limit_bytes
+
+
 def check_room(
     session: Session, *, owner_id: str, adding: int, what: str, limit_bytes: int | None
 ) -> None:
