@@ -26,6 +26,24 @@ def _in_transaction(settings: Settings, work: Callable[[Session], T]) -> T:
         engine.dispose()
 
 
+def _run(
+    settings: Settings,
+    work: Callable[[Session], T],
+    *,
+    report: Callable[[T], str],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Do `work` in a transaction and write its report: 0; or write its ServiceError: 3."""
+    try:
+        result = _in_transaction(settings, work)
+    except ServiceError as error:
+        err.write(f"error: {error.message}\n")
+        return 3
+    out.write(report(result) + "\n")
+    return 0
+
+
 def _when(moment: object) -> str:
     return "-" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S}"
 
@@ -44,16 +62,16 @@ def list_keys(settings: Settings, *, out: TextIO = sys.stdout) -> int:
 def revoke_key(
     settings: Settings, *, name: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr
 ) -> int:
-    try:
-        revoked = _in_transaction(settings, lambda session: keys.revoke(session, name=name))
-    except ServiceError as error:
-        err.write(f"error: {error.message}\n")
-        return 3
-    out.write(
-        f"revoked {revoked} key(s) named {name!r}: refused within "
-        f"{settings.key_cache_seconds:g} s (SERVICE_KEY_CACHE_SECONDS); their jobs stay\n"
+    return _run(
+        settings,
+        lambda session: keys.revoke(session, name=name),
+        report=lambda revoked: (
+            f"revoked {revoked} key(s) named {name!r}: refused within "
+            f"{settings.key_cache_seconds:g} s (SERVICE_KEY_CACHE_SECONDS); their jobs stay"
+        ),
+        out=out,
+        err=err,
     )
-    return 0
 
 
 def delete_key_resources(
@@ -69,10 +87,12 @@ def delete_key_resources(
             raise ServiceError(f"no API key is named {name!r}; `service keys list` lists them")
         return jobs, datasets
 
-    try:
-        jobs, datasets = _in_transaction(settings, delete)
-    except ServiceError as error:
-        err.write(f"error: {error.message}\n")
-        return 3
-    out.write(f"deleted {jobs} job(s) and {datasets} dataset(s) of the key(s) named {name!r}\n")
-    return 0
+    return _run(
+        settings,
+        delete,
+        report=lambda deleted: (
+            f"deleted {deleted[0]} job(s) and {deleted[1]} dataset(s) of the key(s) named {name!r}"
+        ),
+        out=out,
+        err=err,
+    )

@@ -8,13 +8,14 @@ from fastapi.responses import Response
 
 from service.api.deps import Caller, ExporterDep
 from service.api.errors import responses
+from service.api.routes.checkpoints import SAFETENSORS, checkpoint_file
 from service.inference.export import INPUT_NAME, OUTPUT_NAME
 from service.inference.lookup import parse_ref
 from service.schemas import CHECKPOINT_REF_PATTERN
 
 router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
 
-ONNX = "application/octet-stream"
+ONNX = SAFETENSORS
 
 
 @router.get(
@@ -50,15 +51,4 @@ async def export_job(
     exported = await run_in_threadpool(
         exporter.export, job_id=job_id, owner_id=caller.id, ref=parse_ref(checkpoint)
     )
-    target = exported.target
-    filename = f"{target.job_id}-epoch-{target.epoch}.{format}"
-    return Response(
-        exported.onnx,
-        media_type=ONNX,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Checkpoint-SHA256": target.sha256,
-            "X-Checkpoint-Epoch": str(target.epoch),
-            "X-Checkpoint-Kind": target.kind,
-        },
-    )
+    return checkpoint_file(exported.onnx, target=exported.target, suffix=format)
