@@ -15,12 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from service import repository
 from service import repository_storage as storage_sql
+from service.db import SQLITE_BUSY_TIMEOUT_MS
 from service.errors import Conflict, NotFound, StorageQuotaExceeded
 from service.tables import Job
 
 log = logging.getLogger(__name__)
 
 _RECLAIM = "storage.reclaim"
+# How long giving space back waits for readers before it leaves the write-ahead log as it is.
+CHECKPOINT_WAIT_MS = 1000
 WHAT_TO_DELETE = (
     "delete jobs or datasets you no longer need: GET /v1/usage lists them, largest first; "
     "DELETE /v1/jobs/{id} and DELETE /v1/datasets/{id} delete one"
@@ -98,18 +101,29 @@ def reclaim_after_commits(sessions: sessionmaker[Session]) -> None:
 
 
 def give_back_space(engine: Engine) -> None:
-    """SQLite: truncate the file by its free pages, then copy the write-ahead log back so the
-    truncation reaches the file. Committed already, so a failure is only logged: the pages stay
-    free inside the file, reused by later writes, and the next delete gives them back."""
+    """SQLite: truncate the file by its free pages, then copy the write-ahead log (which now
+    holds the truncation) into the file and truncate the log too. Committed already, so a
+    failure is only logged: the pages stay free inside the file, reused by later writes.
+
+    The log's truncation waits for readers on older snapshots for at most
+    CHECKPOINT_WAIT_MS, holding back writers meanwhile; past that the log is left as it is,
+    to be reused from its start after the next checkpoint."""
     if engine.dialect.name != "sqlite":
         return
     try:
         with engine.connect() as connection:
             raw = connection.connection.driver_connection
             assert raw is not None
-            # executescript steps each statement to its end: execute() would step
-            # incremental_vacuum once, which frees one page.
-            raw.executescript("PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(PASSIVE);")
+            try:
+                # executescript steps each statement to its end: execute() steps a statement
+                # once, and incremental_vacuum frees one page per step.
+                raw.executescript(
+                    "PRAGMA incremental_vacuum; "
+                    f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}; "
+                    "PRAGMA wal_checkpoint(TRUNCATE);"
+                )
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     except Exception as error:
         log.warning("could not give deleted pages back to the file system: %s", error)
 

@@ -157,4 +157,5 @@ def test_deleting_a_large_dataset_shrinks_the_sqlite_file(
 
     assert client.delete(f"/v1/datasets/{dataset['id']}").status_code == 204
 
-    assert database_bytes(settings) < grown - size * 0.9
+    # The file by the dataset's pages, and the write-ahead log that held them too.
+    assert database_bytes(settings) < size // 10
