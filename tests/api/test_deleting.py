@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,7 @@ from tests.conftest import create_api_key
 from tests.factories import stochastic_spec, tiny_spec, uploaded_spec
 from tests.jobs import read, wait_for
 from tests.predictions import POINTS, predict, train
+from tests.servers import serve_in_thread
 
 CSV = b"a,b,target\n0.0,0.1,0\n0.2,0.1,0\n0.9,1.0,1\n1.0,0.8,1\n0.1,0.3,0\n0.8,0.9,1\n"
 
@@ -126,8 +128,29 @@ def test_a_dataset_a_queued_job_needs_is_kept_until_the_job_has_trained(
     # The job trained on it keeps predicting: its spec records the dataset's shapes.
     assert predict(client, job, inputs=POINTS) == before
     assert client.get(f"/v1/jobs/{job['id']}/export").status_code == 200
+    assert client.get(f"/v1/jobs/{job['id']}/plots/curves.png").status_code == 200
+    # The plot of its samples needs them.
+    assert client.get(f"/v1/jobs/{job['id']}/plots/data.png").status_code == 409
     unknown = client.post("/v1/jobs", json=uploaded_spec(dataset["id"]))
     assert unknown.status_code == 422
+
+
+@pytest.mark.parametrize("settings_overrides", [{"key_cache_seconds": 0}])
+def test_another_api_process_stops_answering_for_a_deleted_job(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    job = train(client, sessions, settings)
+    with serve_in_thread(settings) as other:
+        path = f"{other}/v1/jobs/{job['id']}/predict"
+        # Twice: the second answer comes from that process's caches.
+        for _ in range(2):
+            answer = httpx.post(path, json={"inputs": POINTS}, headers=client.headers)
+            assert answer.status_code == 200
+
+        assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+
+        gone = httpx.post(path, json={"inputs": POINTS}, headers=client.headers)
+        assert gone.status_code == 404
 
 
 def npz_of_bytes(size: int) -> bytes:
