@@ -2,6 +2,7 @@
 the job's standardisation folded into the graph, for each kind of network."""
 
 import io
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from tests.factories import tiny_spec, uploaded_spec
+from tests.factories import spiral_spec, tiny_spec, uploaded_spec
 from tests.predictions import (
     POINTS,
     predict,
@@ -63,6 +64,25 @@ def test_a_standardised_classifier_answers_in_onnx_runtime_as_predict_does(
     assert (given.name, given.type, given.shape[1:]) == ("inputs", "tensor(float)", [2])
     assert isinstance(given.shape[0], str)  # the batch axis is dynamic
     assert (output.name, output.shape[1:]) == ("outputs", [2])
+
+
+def test_an_exported_spiral_classifier_answers_as_predict_does(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
+) -> None:
+    job = train(client, sessions, settings, spec=spiral_spec(epochs=30))
+    (tmp_path / "model.onnx").write_bytes(export(client, job).content)
+    inputs = np.random.default_rng(1).uniform(-1, 1, (200, 2)).astype(np.float32)
+
+    # The README's snippet.
+    model = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    (logits,) = model.run(["outputs"], {"inputs": inputs})
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    predictions = probabilities.argmax(1)
+
+    answer = predict(client, job, inputs=inputs.tolist())
+    assert predictions.tolist() == answer["predictions"]
+    np.testing.assert_allclose(probabilities, answer["probabilities"], atol=TOLERANCE, rtol=0)
 
 
 def test_the_batch_axis_takes_one_row_or_many(
