@@ -141,15 +141,23 @@ def _unexportable(network: nn.Module, *, example: torch.Tensor, error: Exception
         try:
             _export(nn.Sequential(layer).eval(), x)
         except Exception as exc:
-            reason = str(exc).strip().splitlines()[0][:300]
+            reason = _reason(exc)
             return (
                 f"layer {index} ({type(layer).__name__}) cannot be exported to ONNX: {reason}; "
                 "the checkpoint can still be downloaded as safetensors"
             )
         with torch.no_grad():
             x = layer(x)
-    reason = str(error).strip().splitlines()[0][:300]
-    return f"the network cannot be exported to ONNX: {reason}"
+    return f"the network cannot be exported to ONNX: {_reason(error)}"
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of the innermost cause: torch.onnx wraps the error that stopped it in
+    one that says which step of its own failed and how to report it."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    lines = str(error).strip().splitlines() or [type(error).__name__]
+    return lines[0][:300]
 
 
 @dataclass(frozen=True)
