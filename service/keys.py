@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import math
 import os
 import secrets
 import threading
@@ -65,12 +66,15 @@ def authenticate(
     return row
 
 
-def mark_used(sessions: sessionmaker[Session], row: ApiKey) -> None:
-    """Record that the key was just used, unless that was recorded within LAST_USED_RESOLUTION;
-    in a short write transaction of its own, after the lookup's read."""
+def mark_used(sessions: sessionmaker[Session], row: ApiKey, *, cache: "KeyCache") -> None:
+    """Record that the key was just used, unless that was recorded within LAST_USED_RESOLUTION
+    (by any process, or being recorded by this one); in a short write transaction of its own,
+    after the lookup's read."""
     now = datetime.now(UTC)
     if row.last_used_at is not None and now - row.last_used_at < LAST_USED_RESOLUTION:
         return
+    if not cache.claim_mark(row.id):
+        return  # concurrent lookups of one key at its first use: one of them writes
     with transaction(sessions, immediate=True) as session:
         repository_keys.mark_api_key_used(session, key_id=row.id, now=now)
 
@@ -100,6 +104,8 @@ class KeyCache:
         self.clock = clock
         self._entries: OrderedDict[str, tuple[float, ApiKey]] = OrderedDict()
         self._lock = threading.Lock()
+        # When this process last recorded each key's use (the clock's time), by key id.
+        self._marked: dict[str, float] = {}
 
     def get(self, authorization: str | None) -> ApiKey | None:
         """The cached row for this header, or None (unknown, expired or malformed)."""
@@ -112,6 +118,16 @@ class KeyCache:
             if entry is None or entry[0] < self.clock():
                 return None
             return entry[1]
+
+    def claim_mark(self, key_id: str) -> bool:
+        """True (and noted) unless this process recorded the key's use within
+        LAST_USED_RESOLUTION."""
+        now = self.clock()
+        with self._lock:
+            if now - self._marked.get(key_id, -math.inf) < LAST_USED_RESOLUTION.total_seconds():
+                return False
+            self._marked[key_id] = now
+            return True
 
     def put(self, key_hash: str, row: ApiKey) -> None:
         with self._lock:

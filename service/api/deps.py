@@ -120,7 +120,7 @@ async def caller_of(app: Starlette, *, authorization: str | None) -> ApiKey:
     def lookup() -> ApiKey:
         with transaction(sessions) as session:
             row = keys.authenticate(session, authorization=authorization, cache=cache)
-        keys.mark_used(sessions, row)
+        keys.mark_used(sessions, row, cache=cache)
         return row
 
     return await run_in_threadpool(lookup)
