@@ -5,6 +5,11 @@ next write, fenced by that lease, matches nothing, so the worker stops training 
 within SERVICE_METRICS_FLUSH_SECONDS and writes nothing more. Deleted bytes go back to the file
 system: on SQLite (auto_vacuum=INCREMENTAL, migration 0008) by `PRAGMA incremental_vacuum` once
 the delete has committed; PostgreSQL's autovacuum makes the space reusable by later rows.
+
+A job's rows go table by table (repository_storage), and the foreign keys' ON DELETE CASCADE
+takes what a worker committed in between: on PostgreSQL the job row's DELETE waits for a
+worker's write transaction that holds it, which may have added rows after the earlier DELETEs
+looked. A table that adds a job's rows must keep that cascade.
 """
 
 import logging
