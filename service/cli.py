@@ -1,5 +1,7 @@
-"""`service up | api | worker | migrate | keys create`: the entry points that build Settings.
-`service submit | jobs | show | metrics | predict | cancel`: a client of any server's HTTP API."""
+"""`service up | api | worker | migrate | keys create|list|revoke | delete --key-name`: the entry
+points that build Settings and work on the database.
+`service submit | jobs | show | metrics | predict | cancel | export | delete | usage`: a client of
+any server's HTTP API."""
 
 import argparse
 import logging
@@ -9,6 +11,7 @@ import sys
 from contextlib import suppress
 from types import FrameType
 
+from service import admin
 from service.client import commands as client_commands
 from service.db import make_engine, make_session_factory, transaction
 from service.processes import (
@@ -51,12 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create = keys.add_parser("create", help="create an API key and print it (shown only once)")
     create.add_argument("--name", required=True)
+    keys.add_parser("list", help="every key: name, created, last used, revoked (never the key)")
+    revoke = keys.add_parser(
+        "revoke",
+        help="revoke the key(s) of this name: refused within SERVICE_KEY_CACHE_SECONDS; "
+        "their jobs keep running and stay stored",
+    )
+    revoke.add_argument("name")
     client_commands.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "delete" and args.key_name is not None:
+        return admin.delete_key_resources(Settings(), name=args.key_name)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
     logging.basicConfig(
@@ -73,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         case "migrate":
             migrate(settings)
             return 0
-        case "keys":
+        case "keys" if args.keys_command == "create":
             return create_key(settings, name=args.name)
+        case "keys" if args.keys_command == "list":
+            return admin.list_keys(settings)
+        case "keys" if args.keys_command == "revoke":
+            return admin.revoke_key(settings, name=args.name)
     return 2
 
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from sqlalchemy.orm import Session
 
-from service import repository
+from service import repository, storage
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.image_uploads import ImageOptions
@@ -72,9 +72,11 @@ def store_upload(
     file: BinaryIO,
     options: ImageOptions,
     max_bytes: int,
+    limit_bytes: int | None = None,
 ) -> Dataset:
     """Parse a CSV, NPZ or ZIP upload (InvalidUpload if it is none of them) and store its arrays.
-    `file` is the spooled upload; `max_bytes` bounds the arrays it may hold uncompressed."""
+    `file` is the spooled upload; `max_bytes` bounds the arrays it may hold uncompressed;
+    StorageQuotaExceeded if they would take the key past `limit_bytes`."""
     sha256, size = _file_digest(file)
     parsed = parse_upload(filename=filename, file=file, options=options, max_bytes=max_bytes)
     shape = upload_shape(parsed)
@@ -100,6 +102,13 @@ def store_upload(
         del parsed
         stored = staged.tell()
         staged.seek(0)
+        storage.check_room(
+            session,
+            owner_id=owner_id,
+            adding=stored,
+            what=f"the dataset {filename[:200]!r}",
+            limit_bytes=limit_bytes,
+        )
         repository.add_dataset(session, dataset=dataset, data=staged, size=stored)
     return dataset
 

@@ -43,6 +43,10 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
+class StorageQuotaExceeded(PayloadTooLarge):
+    """Storing this would take the API key past SERVICE_MAX_STORAGE_BYTES_PER_KEY."""
+
+
 class UnsupportedMediaType(ServiceError):
     """The request body's Content-Type is not one the route reads."""
 

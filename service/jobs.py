@@ -25,7 +25,8 @@ import torch
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, repository, wakeup
+from service import datasets, repository, storage, wakeup
+from service import repository_storage as storage_sql
 from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
 from service.ids import new_id
 from service.settings import Settings
@@ -201,6 +202,8 @@ def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
     exist and belong to the caller (a shape the client wrote into the spec is not trusted)."""
     if spec.dataset.kind != "uploaded":
         return describe_dataset(spec.dataset)
+    # Held against a concurrent delete until this submission commits (PostgreSQL).
+    storage_sql.share_dataset(session, dataset_id=spec.dataset.id)
     row = repository.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
     if row is None:
         raise InvalidSpec(
@@ -243,6 +246,14 @@ def _check_limits(
             f"(SERVICE_MAX_ACTIVE_JOBS_PER_KEY); wait for some to finish or cancel them",
             retry_after=RETRY_AFTER_SECONDS,
         )
+    storage.check_room(
+        session,
+        owner_id=owner_id,
+        # At least its weights, float32, in one checkpoint.
+        adding=4 * parameters,
+        what="the job's checkpoints",
+        limit_bytes=settings.max_storage_bytes_per_key,
+    )
 
 
 def get(session: Session, *, job_id: str, owner_id: str) -> Job:

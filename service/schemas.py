@@ -84,6 +84,29 @@ class DatasetOut(BaseModel):
     created_at: datetime
 
 
+class JobUsageOut(BaseModel):
+    id: str
+    name: str
+    status: JobStatus
+    checkpoints: int
+    bytes: int  # its checkpoints' weights and state
+
+
+class DatasetUsageOut(BaseModel):
+    id: str
+    filename: str
+    bytes: int  # its stored arrays
+
+
+class UsageOut(BaseModel):
+    """What the caller's key stores, largest first; `limit_bytes` null when unlimited."""
+
+    bytes: int
+    limit_bytes: int | None
+    jobs: list[JobUsageOut]
+    datasets: list[DatasetUsageOut]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     detail: dict[str, Any] = {}

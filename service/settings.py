@@ -62,10 +62,15 @@ class Settings(BaseSettings):
     max_active_jobs_per_key: int = Field(default=100, ge=1)
     # Wall-clock seconds from a job's first start; past it the job stops and fails.
     max_job_seconds: float = Field(default=24 * 3600, gt=0)
+    # Bytes of checkpoints and datasets one API key may store; unset: no limit. An upload or a
+    # submission that would pass it is refused (413) with what to delete.
+    max_storage_bytes_per_key: int | None = Field(default=None, ge=1)
     # Periodic checkpoints kept per job besides best and final.
     keep_periodic_checkpoints: int = Field(default=3, ge=1)
 
-    # How long the api trusts an API key it has looked up before looking it up again.
+    # How long the api trusts what it has looked up before looking it up again: an API key (a
+    # revoked one is refused within this), and a finished job's checkpoint for predict (a deleted
+    # job stops answering in the other api processes within this).
     key_cache_seconds: float = Field(default=60.0, ge=0)
 
     # Inference. CPU threads torch gives one forward pass in the api (predict, evaluate, plots).

@@ -77,6 +77,10 @@ class ApiKey(Base):
     # sha256 of the key: keys are 256-bit random tokens, so a fast hash is enough.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When an api process last looked the key up (it trusts it SERVICE_KEY_CACHE_SECONDS after).
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by `service keys revoke`: the key is refused from then on; its jobs stay.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Job(Base):

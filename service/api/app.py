@@ -10,7 +10,7 @@ import anyio.to_thread
 import torch
 from fastapi import FastAPI
 
-from service import keys, migrations, wakeup
+from service import keys, migrations, storage, wakeup
 from service.api.errors import install_error_handlers
 from service.api.event_hub import EventHub
 from service.api.limits import BodySizeLimit
@@ -20,14 +20,17 @@ from service.api.routes import (
     datasets,
     docs,
     events,
+    exports,
     health,
     jobs,
     monitoring,
     plots,
     predictions,
+    usage,
 )
 from service.api.telemetry import Telemetry
 from service.db import make_engine, make_session_factory
+from service.inference.export import Exporter
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.settings import Settings
@@ -81,9 +84,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sessions = make_session_factory(engine)
     # A commit that queues a job wakes the idle workers (service/wakeup.py).
     wakeup.ring_on_commit(app.state.sessions, wakeup.open_doorbell(settings))
+    # A commit that deleted jobs or datasets gives their bytes back (service/storage.py).
+    storage.reclaim_after_commits(app.state.sessions)
     app.state.schema_head = migrations.head_revision()
     app.state.key_cache = keys.KeyCache(ttl=settings.key_cache_seconds)
     app.state.predictor = Predictor(settings=settings, sessions=app.state.sessions)
+    app.state.exporter = Exporter(sessions=app.state.sessions)
     app.state.plotter = Plotter(
         settings=settings, sessions=app.state.sessions, predictor=app.state.predictor
     )
@@ -110,9 +116,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(datasets.router)
     app.include_router(checkpoints.router)
+    app.include_router(exports.router)
     app.include_router(predictions.router)
     app.include_router(events.router)
     app.include_router(plots.router)
+    app.include_router(usage.router)
     app.include_router(monitoring.router)
     app.include_router(docs.router)
     app.include_router(dashboard.router)

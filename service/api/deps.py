@@ -37,6 +37,7 @@ from service import keys
 from service.api.event_hub import EventHub
 from service.api.telemetry import Telemetry
 from service.db import transaction
+from service.inference.export import Exporter
 from service.inference.predictor import Predictor
 from service.plots.plotter import Plotter
 from service.settings import Settings
@@ -118,7 +119,9 @@ async def caller_of(app: Starlette, *, authorization: str | None) -> ApiKey:
 
     def lookup() -> ApiKey:
         with transaction(sessions) as session:
-            return keys.authenticate(session, authorization=authorization, cache=cache)
+            row = keys.authenticate(session, authorization=authorization, cache=cache)
+        keys.mark_used(sessions, row, cache=cache)
+        return row
 
     return await run_in_threadpool(lookup)
 
@@ -142,6 +145,7 @@ EngineDep = Annotated[Engine, Depends(_app_state("engine"))]
 SchemaHead = Annotated[str, Depends(_app_state("schema_head"))]
 """The newest migration's revision, as this code knows it."""
 PredictorDep = Annotated[Predictor, Depends(_app_state("predictor"))]
+ExporterDep = Annotated[Exporter, Depends(_app_state("exporter"))]
 PlotterDep = Annotated[Plotter, Depends(_app_state("plotter"))]
 EventHubDep = Annotated[EventHub, Depends(_app_state("events"))]
 TelemetryDep = Annotated[Telemetry, Depends(_app_state("telemetry"))]

@@ -120,7 +120,8 @@ STATUS_DESCRIPTIONS = {
     404: "No such resource for this API key",
     406: "The Accept header asks for a type this route does not produce",
     409: "The resource is not in a state that allows this",
-    413: "The request body is larger than SERVICE_MAX_BODY_BYTES",
+    413: "The request body is larger than SERVICE_MAX_BODY_BYTES, or what it would store "
+    "takes the key past SERVICE_MAX_STORAGE_BYTES_PER_KEY",
     415: "The request body's Content-Type is not one this route reads",
     422: "The request is well-formed but cannot be carried out as written",
     429: "Too many queued and running jobs for this key; see Retry-After",

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from service.client import storage_commands
 from service.client.api import Api, ClientError
 from service.client.describe import describe_job, elapsed, stop_reason
 from service.client.numbers import significant
@@ -17,7 +18,7 @@ from service.client.settings import DEFAULT_URL, ClientSettings
 from service.client.sse import follow
 from service.statuses import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
 
-COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel")
+COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel", *storage_commands.COMMANDS)
 JOB_FAILED = 1
 REFUSED = 3
 INTERRUPTED = 130
@@ -78,6 +79,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
 
     cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
     cancel.add_argument("job_id")
+    storage_commands.add_commands(commands, parents=[connection])
 
 
 def run(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -243,6 +245,7 @@ COMMAND_FUNCTIONS = {
     "metrics": metrics,
     "predict": predict,
     "cancel": cancel,
+    **storage_commands.COMMAND_FUNCTIONS,
 }
 
 

@@ -12,6 +12,7 @@ async route (batching, thread hand-offs) starves the pool, and the threads waiti
 connection then starve the requests that hold one.
 """
 
+import time
 from collections.abc import Callable
 
 import anyio.to_thread
@@ -41,7 +42,12 @@ class Predictor:
         self.device = pick_device(settings.device)
         self.max_rows = settings.max_predict_rows
         self.networks = NetworkCache(capacity=settings.predict_cache_size)
-        self.settled: LRU[tuple[str, CheckpointRef | None], Target] = LRU(capacity=SETTLED_TARGETS)
+        # Each with the monotonic time until which it is trusted: a job deleted through another
+        # api process stops answering here within SERVICE_KEY_CACHE_SECONDS.
+        self.settled: LRU[tuple[str, CheckpointRef | None], tuple[float, Target]] = LRU(
+            capacity=SETTLED_TARGETS
+        )
+        self.settled_seconds = settings.key_cache_seconds
         self.batcher = (
             Batcher(
                 max_rows=settings.predict_batch_rows,
@@ -62,8 +68,13 @@ class Predictor:
             session, job_id=job_id, owner_id=owner_id, ref=ref, with_blobs=False
         )
         if target.settled:
-            self.settled.put((job_id, ref), target)
+            self.settled.put((job_id, ref), (time.monotonic() + self.settled_seconds, target))
         return target
+
+    def forget(self, job_id: str) -> None:
+        """Drop what this process keeps of a deleted job: its resolutions and networks."""
+        self.settled.discard(lambda key: key[0] == job_id)
+        self.networks.entries.discard(lambda key: key[0] == job_id)
 
     def load(self, session: Session, *, target: Target) -> LoadedNetwork:
         return self.networks.get_or_load(
@@ -82,8 +93,11 @@ class Predictor:
     # --- the request path ---
 
     def _settled(self, *, job_id: str, owner_id: str, ref: CheckpointRef | None) -> Target | None:
-        target = self.settled.get((job_id, ref))
-        if target is not None and target.owner_id != owner_id:
+        entry = self.settled.get((job_id, ref))
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        target = entry[1]
+        if target.owner_id != owner_id:
             raise NotFound(f"job {job_id!r} does not exist")
         return target
 

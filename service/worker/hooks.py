@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, storage
 from service.settings import Settings
 from service.tables import Checkpoint
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
@@ -93,9 +93,25 @@ class DatabaseHooks:
             created_at=jobs.now(),
         )
         keep = self.settings.keep_periodic_checkpoints
-        self.writer.enqueue(
-            lambda session: repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
-        )
+        limit = self.settings.max_storage_bytes_per_key
+        # Only periodic: a resume can start from an older one. Best and final are always kept.
+        optional = snapshot.kinds == {"periodic"}
+
+        def save(session: Session) -> None:
+            size = len(row.weights) + len(row.state)
+            if optional and not storage.room_for_job(
+                session, job_id=self.job_id, adding=size, limit_bytes=limit
+            ):
+                log.warning(
+                    "job %s: periodic checkpoint of epoch %d not kept: its API key has reached "
+                    "SERVICE_MAX_STORAGE_BYTES_PER_KEY; training goes on",
+                    self.job_id,
+                    row.epoch,
+                )
+                return
+            repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
+
+        self.writer.enqueue(save)
 
     def should_stop(self, *, epoch: int) -> StopReason | None:
         # A lost lease first: nothing more can be written for the job, not even how it ended.

@@ -1,10 +1,13 @@
 import json
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from service import migrations
 from service.db import make_engine
@@ -107,6 +110,44 @@ def test_0004_stores_blobs_uncompressed_on_postgresql(settings: Settings, backen
         assert blob_storage(engine) == {"weights": "x", "state": "x", "data": "x"}
     finally:
         engine.dispose()
+
+
+def test_0008_converts_an_existing_sqlite_file_to_incremental_vacuum_keeping_its_rows(
+    settings: Settings,
+) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        migrations.upgrade(engine, "0004")
+        with engine.begin() as connection:
+            values = {"now": datetime.now(UTC), "blob": b"x" * 100_000}
+            for statement in (INSERT_KEY, INSERT_JOB, INSERT_CHECKPOINT):
+                connection.execute(text(statement), values)
+        assert auto_vacuum(settings) in (None, 0)
+
+        migrations.upgrade(engine, "0008")
+        assert auto_vacuum(settings) in (None, 2)  # 2: INCREMENTAL
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT name, last_used_at FROM api_keys")).all() == [
+                ("k", None)
+            ]
+            assert connection.execute(text("SELECT length(weights) FROM checkpoints")).all() == [
+                (100_000,)
+            ]
+
+        migrations.downgrade(engine, "0004")
+        assert auto_vacuum(settings) in (None, 0)
+        assert "last_used_at" not in {c["name"] for c in inspect(engine).get_columns("api_keys")}
+    finally:
+        engine.dispose()
+
+
+def auto_vacuum(settings: Settings) -> int | None:
+    """SQLite's auto_vacuum mode, read on a connection of its own; None on PostgreSQL."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite":
+        return None
+    with closing(sqlite3.connect(str(url.database))) as connection:
+        return int(connection.execute("PRAGMA auto_vacuum").fetchone()[0])
 
 
 def blob_storage(engine: Engine) -> dict[str, str]:

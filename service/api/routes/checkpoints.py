@@ -9,11 +9,12 @@ from service import job_reads
 from service.api.deps import Caller, ReadSession
 from service.api.errors import responses
 from service.api.views import checkpoints_out
-from service.inference.lookup import parse_ref, resolve_checkpoint
+from service.inference.lookup import Target, parse_ref, resolve_checkpoint
 from service.schemas import CHECKPOINT_REF_PATTERN, CheckpointOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["checkpoints"])
 
+# Safetensors, and ONNX (which has no registered media type either).
 SAFETENSORS = "application/octet-stream"
 
 
@@ -47,9 +48,14 @@ def download_checkpoint(
     target, row = resolve_checkpoint(
         session, job_id=job_id, owner_id=caller.id, ref=parse_ref(ref), with_blobs=True
     )
-    filename = f"{target.job_id}-epoch-{target.epoch}.safetensors"
+    return checkpoint_file(row.weights, target=target, suffix="safetensors")
+
+
+def checkpoint_file(content: bytes, *, target: Target, suffix: str) -> Response:
+    """A download of one checkpoint's bytes (or a file made from them), saying which it is."""
+    filename = f"{target.job_id}-epoch-{target.epoch}.{suffix}"
     return Response(
-        row.weights,
+        content,
         media_type=SAFETENSORS,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',

@@ -1,10 +1,10 @@
-"""/v1/datasets: upload a CSV, NPZ or ZIP of pictures once, train on it by id."""
+"""/v1/datasets: upload a CSV, NPZ or ZIP of pictures once, train on it by id; delete it."""
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, UploadFile
+from fastapi import APIRouter, Form, Response, UploadFile
 
-from service import datasets
+from service import datasets, storage
 from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
 from service.api.views import dataset_out
@@ -43,6 +43,7 @@ def upload_dataset(
         file=file.file,
         options=ImageOptions(size=image_size, channels=channels),
         max_bytes=settings.max_dataset_bytes,
+        limit_bytes=settings.max_storage_bytes_per_key,
     )
     return dataset_out(dataset)
 
@@ -50,3 +51,11 @@ def upload_dataset(
 @router.get("/{dataset_id}", response_model=DatasetOut, responses=responses(404))
 def get_dataset(dataset_id: str, caller: Caller, session: ReadSession) -> DatasetOut:
     return dataset_out(datasets.get(session, dataset_id=dataset_id, owner_id=caller.id))
+
+
+@router.delete("/{dataset_id}", status_code=204, responses=responses(404, 409, 507))
+def delete_dataset(dataset_id: str, caller: Caller, session: WriteSession) -> Response:
+    """Delete the dataset and give its bytes back; 409 naming the queued or running jobs that
+    still need it. Jobs already trained on it keep predicting."""
+    storage.delete_dataset(session, dataset_id=dataset_id, owner_id=caller.id)
+    return Response(status_code=204)

@@ -1,12 +1,12 @@
-"""/v1/jobs: submit, list, read, cancel, metrics."""
+"""/v1/jobs: submit, list, read, cancel, delete, metrics."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from service import job_reads, jobs
-from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
+from service import job_reads, jobs, storage
+from service.api.deps import Caller, PredictorDep, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
 from service.api.views import job_out, job_page_out, metrics_csv, metrics_out
 from service.schemas import JobListOut, JobOut, MetricsOut
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 NO_NUL = r"^[^\x00]*$"
 
 
-@router.post("", status_code=202, response_model=JobOut, responses=responses(422, 429, 507))
+@router.post("", status_code=202, response_model=JobOut, responses=responses(413, 422, 429, 507))
 def submit_job(
     spec: JobSpec,
     caller: Caller,
@@ -70,6 +70,17 @@ def cancel_job(job_id: str, caller: Caller, session: WriteSession) -> JobOut:
     """Cancel a queued job now; a running one stops at its next epoch, keeping its checkpoints."""
     job = jobs.cancel(session, job_id=job_id, owner_id=caller.id)
     return job_out(job_reads.summary(session, job))
+
+
+@router.delete("/{job_id}", status_code=204, responses=responses(404, 507))
+def delete_job(
+    job_id: str, caller: Caller, session: WriteSession, predictor: PredictorDep
+) -> Response:
+    """Delete the job with its metrics and checkpoints, and give their bytes back. A running job
+    stops at its worker's next write, within SERVICE_METRICS_FLUSH_SECONDS."""
+    storage.delete_job(session, job_id=job_id, owner_id=caller.id)
+    predictor.forget(job_id)
+    return Response(status_code=204)
 
 
 @router.get(
