@@ -290,10 +290,6 @@ def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: 
     )
 
 
-def delete_checkpoints_after(session: Session, *, job_id: str, epoch: int) -> None:
-    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch > epoch))
-
-
 def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
     """Metadata only: the weight blobs are not loaded."""
     query = (
