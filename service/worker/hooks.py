@@ -91,7 +91,8 @@ class DatabaseHooks:
             )
             repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
 
-        self.writer.enqueue(save)
+        # The final checkpoint goes with the write of how the job ended, which follows it.
+        self.writer.enqueue(save, last="final" in snapshot.kinds)
 
     def should_stop(self, *, epoch: int) -> StopReason | None:
         # A lost lease first: nothing more can be written for the job, not even how it ended.

@@ -110,6 +110,59 @@ def test_epochs_between_checkpoints_go_in_one_insert_with_the_checkpoint(
     assert epochs == list(range(1, 61))
 
 
+class StatementLog:
+    """The statements the engine runs, by their first words, and each COMMIT."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.entries: list[str] = []
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.entries.append(" ".join(statement.split()[:3]).upper())
+
+    def _commit(self, _connection: Any) -> None:
+        self.entries.append("COMMIT")
+
+    def transactions(self) -> list[list[str]]:
+        """The statements of each committed transaction, in order."""
+        found: list[list[str]] = [[]]
+        for entry in self.entries:
+            if entry == "COMMIT":
+                found.append([])
+            elif not entry.startswith(("BEGIN", "SELECT 1")):
+                found[-1].append(entry)
+        return [statements for statements in found[:-1] if statements]
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"lease_seconds": 600.0, "metrics_flush_seconds": 200.0}]
+)
+def test_a_job_is_claimed_and_ended_with_its_final_checkpoint_in_one_transaction_each(
+    engine: Engine, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    # The claim reads where the job resumes from; the final checkpoint, the epochs before it
+    # and how the job ended are one write. Between them, the writer's thread stores the two
+    # other checkpoints, in one or two writes.
+    job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
+    statements = StatementLog(engine)
+
+    assert Worker(settings=settings, sessions=sessions).run_once()
+
+    claim, *checkpoints, end = statements.transactions()
+    assert "UPDATE JOBS SET" in claim
+    assert any(statement.startswith("SELECT CHECKPOINTS.") for statement in claim)
+    assert len(checkpoints) in (1, 2)
+    assert sum(t.count("INSERT INTO CHECKPOINTS") for t in checkpoints) == 2
+    assert end.count("INSERT INTO CHECKPOINTS") == 1
+    assert "INSERT INTO EPOCH_METRICS" in end
+    assert read(sessions, job_id).status == "succeeded"
+    with transaction(sessions) as session:
+        final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
+    assert final is not None
+    assert final.epoch == 60
+
+
 @pytest.mark.parametrize("settings_overrides", [{"metrics_flush_seconds": 0.1}])
 def test_an_epoch_is_visible_over_http_while_the_next_one_trains(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
