@@ -78,38 +78,6 @@ def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_me
     assert resumed == reference
 
 
-class InsertCounter:
-    def __init__(self, engine: Engine) -> None:
-        self.inserts = 0
-        event.listen(engine, "before_cursor_execute", self._count)
-
-    def _count(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO EPOCH_METRICS"):
-            self.inserts += 1
-
-
-@pytest.mark.parametrize(
-    "settings_overrides", [{"lease_seconds": 600.0, "metrics_flush_seconds": 200.0}]
-)
-def test_epochs_between_checkpoints_go_in_one_insert_with_the_checkpoint(
-    engine: Engine, sessions: sessionmaker[Session], settings: Settings
-) -> None:
-    # A flush interval longer than the job: only the checkpoints' writes store epochs. The
-    # writer's thread stores a checkpoint while training goes on, so a write can find the next
-    # checkpoint queued too and take both along: one INSERT per write, at most one a checkpoint.
-    job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
-    counter = InsertCounter(engine)
-
-    assert Worker(settings=settings, sessions=sessions).run_once()
-
-    assert 1 <= counter.inserts <= 3
-    job = read(sessions, job_id)
-    assert (job.status, job.epoch) == ("succeeded", 60)
-    with transaction(sessions) as session:
-        epochs = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
-    assert epochs == list(range(1, 61))
-
-
 class StatementLog:
     """The statements the engine runs, by their first words, and each COMMIT."""
 
@@ -138,12 +106,13 @@ class StatementLog:
 @pytest.mark.parametrize(
     "settings_overrides", [{"lease_seconds": 600.0, "metrics_flush_seconds": 200.0}]
 )
-def test_a_job_is_claimed_and_ended_with_its_final_checkpoint_in_one_transaction_each(
+def test_epochs_go_with_the_checkpoints_and_the_final_one_with_the_jobs_end(
     engine: Engine, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    # The claim reads where the job resumes from; the final checkpoint, the epochs before it
-    # and how the job ended are one write. Between them, the writer's thread stores the two
-    # other checkpoints, in one or two writes.
+    # A flush interval longer than the job: only the checkpoints' writes store epochs. The claim
+    # reads where the job resumes from; the writer's thread stores the first two checkpoints
+    # while training goes on, in one or two writes (it may find the next one queued too); the
+    # final checkpoint, the epochs before it and how the job ended are one write.
     job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
     statements = StatementLog(engine)
 
@@ -153,12 +122,17 @@ def test_a_job_is_claimed_and_ended_with_its_final_checkpoint_in_one_transaction
     assert "UPDATE JOBS SET" in claim
     assert any(statement.startswith("SELECT CHECKPOINTS.") for statement in claim)
     assert len(checkpoints) in (1, 2)
-    assert sum(t.count("INSERT INTO CHECKPOINTS") for t in checkpoints) == 2
+    for write in checkpoints:
+        assert write.count("INSERT INTO EPOCH_METRICS") == 1
+    assert sum(write.count("INSERT INTO CHECKPOINTS") for write in checkpoints) == 2
     assert end.count("INSERT INTO CHECKPOINTS") == 1
-    assert "INSERT INTO EPOCH_METRICS" in end
-    assert read(sessions, job_id).status == "succeeded"
+    assert end.count("INSERT INTO EPOCH_METRICS") == 1
+    job = read(sessions, job_id)
+    assert (job.status, job.epoch) == ("succeeded", 60)
     with transaction(sessions) as session:
+        epochs = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
         final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
+    assert epochs == list(range(1, 61))
     assert final is not None
     assert final.epoch == 60
 
