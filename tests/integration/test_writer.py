@@ -106,27 +106,25 @@ class StatementLog:
 @pytest.mark.parametrize(
     "settings_overrides", [{"lease_seconds": 600.0, "metrics_flush_seconds": 200.0}]
 )
-def test_epochs_go_with_the_checkpoints_and_the_final_one_with_the_jobs_end(
+def test_the_claim_reads_the_resume_point_and_epochs_go_with_the_checkpoints(
     engine: Engine, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     # A flush interval longer than the job: only the checkpoints' writes store epochs. The claim
-    # reads where the job resumes from; the writer's thread stores the first two checkpoints
-    # while training goes on, in one or two writes (it may find the next one queued too); the
-    # final checkpoint, the epochs before it and how the job ended are one write.
+    # reads where the job resumes from. The writer's thread stores checkpoints while training
+    # goes on, taking along any queued behind; the final one is left for the write of how the
+    # job ended unless a write of the thread takes it first. Four writes at most after the
+    # claim, where a resume read, a prepare write, three checkpoint writes and the end were six.
     job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
     statements = StatementLog(engine)
 
     assert Worker(settings=settings, sessions=sessions).run_once()
 
-    claim, *checkpoints, end = statements.transactions()
+    claim, *writes = statements.transactions()
     assert "UPDATE JOBS SET" in claim
     assert any(statement.startswith("SELECT CHECKPOINTS.") for statement in claim)
-    assert len(checkpoints) in (1, 2)
-    for write in checkpoints:
-        assert write.count("INSERT INTO EPOCH_METRICS") == 1
-    assert sum(write.count("INSERT INTO CHECKPOINTS") for write in checkpoints) == 2
-    assert end.count("INSERT INTO CHECKPOINTS") == 1
-    assert end.count("INSERT INTO EPOCH_METRICS") == 1
+    assert 2 <= len(writes) <= 4
+    assert sum(write.count("INSERT INTO CHECKPOINTS") for write in writes) == 3
+    assert 1 <= sum(write.count("INSERT INTO EPOCH_METRICS") for write in writes) <= 3
     job = read(sessions, job_id)
     assert (job.status, job.epoch) == ("succeeded", 60)
     with transaction(sessions) as session:
