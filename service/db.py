@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.errors import DatabaseUnavailable, ServiceError, StorageFull
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_PAGE_SIZE = 65536
 
 
 def make_engine(url: str, *, pool_size: int = 5, timeout_seconds: float = 30.0) -> Engine:
@@ -59,6 +60,10 @@ def make_engine(url: str, *, pool_size: int = 5, timeout_seconds: float = 30.0) 
         # Leave BEGIN to the "begin" hook below, so it can choose DEFERRED or IMMEDIATE.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Before anything creates the file: a new database gets 64 KiB pages (an existing one
+        # keeps its own). A checkpoint's megabytes then fill a few dozen pages, not hundreds,
+        # each a WAL frame written at commit and copied back at the WAL checkpoint.
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -267,42 +267,35 @@ def best_metrics(
 
 
 def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: int) -> None:
-    """Store one epoch's checkpoint, move the best mark to it, prune old periodic ones."""
-    job_id = checkpoint.job_id
+    """Store one epoch's checkpoint in place of any stored for that epoch, move the best mark to
+    it and prune old periodic ones: a DELETE, an UPDATE when it is best, an INSERT."""
+    job_id, epoch = checkpoint.job_id, checkpoint.epoch
+    # The periodic checkpoints kept besides this one, which is kept whatever its kinds: a resume
+    # starts from the newest.
+    kept_periodic = (
+        select(Checkpoint.epoch)
+        .where(Checkpoint.job_id == job_id, Checkpoint.is_periodic, Checkpoint.epoch != epoch)
+        .order_by(Checkpoint.epoch.desc())
+        .limit(keep_periodic - 1 if checkpoint.is_periodic else keep_periodic)
+    )
+    prunable = and_(~Checkpoint.is_final, Checkpoint.epoch.not_in(kept_periodic))
+    if not checkpoint.is_best:
+        prunable = and_(prunable, ~Checkpoint.is_best)
+    session.execute(
+        delete(Checkpoint).where(
+            Checkpoint.job_id == job_id, or_(Checkpoint.epoch == epoch, prunable)
+        )
+    )
     if checkpoint.is_best:
-        # Only the row marked now: an UPDATE rewrites each row it touches, blobs and all.
+        # Only the row that has it: an UPDATE rewrites each row it touches, blobs and all.
         session.execute(
             update(Checkpoint)
-            .where(
-                Checkpoint.job_id == job_id,
-                Checkpoint.is_best,
-                Checkpoint.epoch != checkpoint.epoch,
-            )
+            .where(Checkpoint.job_id == job_id, Checkpoint.is_best)
             .values(is_best=False)
             .execution_options(synchronize_session=False)
         )
-    session.merge(checkpoint)
+    session.add(checkpoint)
     session.flush()
-    kept_periodic = (
-        select(Checkpoint.epoch)
-        .where(Checkpoint.job_id == job_id, Checkpoint.is_periodic)
-        .order_by(Checkpoint.epoch.desc())
-        .limit(keep_periodic)
-    )
-    session.execute(
-        delete(Checkpoint).where(
-            Checkpoint.job_id == job_id,
-            ~Checkpoint.is_best,
-            ~Checkpoint.is_final,
-            Checkpoint.epoch.not_in(kept_periodic),
-            # The newest checkpoint is what a resume starts from: never prune it.
-            Checkpoint.epoch != checkpoint.epoch,
-        )
-    )
-
-
-def delete_checkpoints_after(session: Session, *, job_id: str, epoch: int) -> None:
-    session.execute(delete(Checkpoint).where(Checkpoint.job_id == job_id, Checkpoint.epoch > epoch))
 
 
 def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:

@@ -66,39 +66,18 @@ class DatabaseHooks:
         """Store the pending epochs now (the background thread does so every flush interval)."""
         self.writer.flush()
 
-    def prepare(self, *, resume_epoch: int) -> None:
-        """Drop what an earlier attempt wrote after the checkpoint this attempt resumes from."""
-
-        def forget_later_epochs(session: Session) -> None:
-            repository.delete_metrics_after(session, job_id=self.job_id, epoch=resume_epoch)
-            repository.delete_checkpoints_after(session, job_id=self.job_id, epoch=resume_epoch)
-
-        self.writer.write(forget_later_epochs, epoch=resume_epoch)
-
     def on_epoch(self, metrics: EpochResult) -> None:
         self.writer.add(metrics)
 
     def on_checkpoint(self, snapshot: Snapshot) -> None:
-        row = Checkpoint(
-            job_id=self.job_id,
-            epoch=snapshot.epoch,
-            is_periodic="periodic" in snapshot.kinds,
-            is_best="best" in snapshot.kinds,
-            is_final="final" in snapshot.kinds,
-            metric=snapshot.metric,
-            sha256=hashlib.sha256(snapshot.weights).hexdigest(),
-            size_bytes=len(snapshot.weights),
-            weights=snapshot.weights,
-            state=snapshot.state,
-            created_at=jobs.now(),
-        )
         keep = self.settings.keep_periodic_checkpoints
         limit = self.settings.max_storage_bytes_per_key
         # Only periodic: a resume can start from an older one. Best and final are always kept.
         optional = snapshot.kinds == {"periodic"}
+        created_at = jobs.now()
 
         def save(session: Session) -> None:
-            size = len(row.weights) + len(row.state)
+            size = len(snapshot.weights) + len(snapshot.state)
             if optional and not storage.room_for_job(
                 session, job_id=self.job_id, adding=size, limit_bytes=limit
             ):
@@ -106,12 +85,28 @@ class DatabaseHooks:
                     "job %s: periodic checkpoint of epoch %d not kept: its API key has reached "
                     "SERVICE_MAX_STORAGE_BYTES_PER_KEY; training goes on",
                     self.job_id,
-                    row.epoch,
+                    snapshot.epoch,
                 )
                 return
+            # Built by the writer's thread: hashing a megabyte of weights is no work for the
+            # training thread to wait on.
+            row = Checkpoint(
+                job_id=self.job_id,
+                epoch=snapshot.epoch,
+                is_periodic="periodic" in snapshot.kinds,
+                is_best="best" in snapshot.kinds,
+                is_final="final" in snapshot.kinds,
+                metric=snapshot.metric,
+                sha256=hashlib.sha256(snapshot.weights).hexdigest(),
+                size_bytes=len(snapshot.weights),
+                weights=snapshot.weights,
+                state=snapshot.state,
+                created_at=created_at,
+            )
             repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
 
-        self.writer.enqueue(save)
+        # The final checkpoint goes with the write of how the job ended, which follows it.
+        self.writer.enqueue(save, last="final" in snapshot.kinds)
 
     def should_stop(self, *, epoch: int) -> StopReason | None:
         # A lost lease first: nothing more can be written for the job, not even how it ended.

@@ -16,6 +16,7 @@ from service.errors import LeaseLost, ServiceError
 from service.settings import Settings
 from service.specs import JobSpec
 from service.statuses import JobStatus
+from service.tables import Job
 from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import train
@@ -82,6 +83,8 @@ class Worker:
             job = jobs.claim(
                 session, lease_token=lease_token, device=str(self.device), settings=self.settings
             )
+            # In the claim's transaction: a job starts training one commit after it was queued.
+            resume = None if job is None else resume_point(session, job=job)
         if job is None:
             return False
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
@@ -94,14 +97,15 @@ class Worker:
             started_at=job.started_at,
             shutdown=self.shutdown,
         )
-        self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks)
+        self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks, resume=resume)
         return True
 
-    def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:
+    def _run(
+        self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks, resume: Resume | None
+    ) -> None:
         hooks.writer.start()
         try:
-            resume, uploaded = self._load_inputs(job_id=job_id, spec=spec)
-            hooks.prepare(resume_epoch=resume.epoch if resume else 0)
+            uploaded = self._load_uploaded(spec)
             outcome = train(spec, device=self.device, hooks=hooks, resume=resume, uploaded=uploaded)
         except LeaseLost:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
@@ -137,16 +141,11 @@ class Worker:
             case StopReason(kind=kind):  # a kind added to StopKind without its ending here
                 raise AssertionError(f"job {job_id}: no ending for a stop of kind {kind}")
 
-    def _load_inputs(
-        self, *, job_id: str, spec: JobSpec
-    ) -> tuple[Resume | None, tuple[torch.Tensor, torch.Tensor] | None]:
+    def _load_uploaded(self, spec: JobSpec) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if spec.dataset.kind != "uploaded":
+            return None
         with outages.converted(), transaction(self.sessions) as session:
-            row = repository.find_checkpoint(session, job_id=job_id, ref="latest")
-            resume = Resume(epoch=row.epoch, weights=row.weights, state=row.state) if row else None
-            uploaded = None
-            if spec.dataset.kind == "uploaded":
-                uploaded = load_arrays(session, dataset_id=spec.dataset.id)
-        return resume, uploaded
+            return load_arrays(session, dataset_id=spec.dataset.id)
 
     # --- database writes that must land: they wait out the database's faults ------------------
 
@@ -225,3 +224,16 @@ class Worker:
                 "it resumes from its last checkpoint",
                 hooks.job_id,
             )
+
+
+def resume_point(session: Session, *, job: Job) -> Resume | None:
+    """The checkpoint a just-claimed job resumes from (its newest), if any. The epochs an earlier
+    attempt stored after it are dropped: the resume trains them again and stores each once."""
+    row = repository.find_checkpoint(session, job_id=job.id, ref="latest")
+    epoch = row.epoch if row else 0
+    # job.epoch is the last epoch stored, set in the same transaction as its metrics; no
+    # checkpoint is later than the newest.
+    if job.epoch > epoch:
+        repository.delete_metrics_after(session, job_id=job.id, epoch=epoch)
+        job.epoch = epoch
+    return Resume(epoch=row.epoch, weights=row.weights, state=row.state) if row else None

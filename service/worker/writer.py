@@ -91,15 +91,18 @@ class MetricsWriter:
             raise self._failure
         self._pending.append(result)
 
-    def enqueue(self, write: Callable[[Session], object]) -> None:
+    def enqueue(self, write: Callable[[Session], object], *, last: bool = False) -> None:
         """Have `write` stored at once by the background thread, after every pending epoch, while
-        the caller goes on; raises what stopped the background thread."""
+        the caller goes on; raises what stopped the background thread.
+
+        `last`: the caller's own write follows at once (how the job ended), and takes this one
+        along in its transaction: one commit where two would follow each other."""
         if self._failure is not None:
             raise self._failure
         self._queued.append(write)
         if len(self._queued) > MAX_QUEUED_WRITES or not self._thread.is_alive():
             self.flush()
-        else:
+        elif not last:
             self._wake.set()
 
     def flush(self, *, epoch: int | None = None) -> None:

@@ -78,36 +78,61 @@ def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_me
     assert resumed == reference
 
 
-class InsertCounter:
-    def __init__(self, engine: Engine) -> None:
-        self.inserts = 0
-        event.listen(engine, "before_cursor_execute", self._count)
+class StatementLog:
+    """The statements the engine runs, by their first words, and each COMMIT."""
 
-    def _count(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO EPOCH_METRICS"):
-            self.inserts += 1
+    def __init__(self, engine: Engine) -> None:
+        self.entries: list[str] = []
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", self._commit)
+
+    def _statement(self, _connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.entries.append(" ".join(statement.split()[:3]).upper())
+
+    def _commit(self, _connection: Any) -> None:
+        self.entries.append("COMMIT")
+
+    def transactions(self) -> list[list[str]]:
+        """The statements of each committed transaction, in order."""
+        found: list[list[str]] = [[]]
+        for entry in self.entries:
+            if entry == "COMMIT":
+                found.append([])
+            elif not entry.startswith(("BEGIN", "SELECT 1")):
+                found[-1].append(entry)
+        return [statements for statements in found[:-1] if statements]
 
 
 @pytest.mark.parametrize(
     "settings_overrides", [{"lease_seconds": 600.0, "metrics_flush_seconds": 200.0}]
 )
-def test_epochs_between_checkpoints_go_in_one_insert_with_the_checkpoint(
+def test_the_claim_reads_the_resume_point_and_epochs_go_with_the_checkpoints(
     engine: Engine, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
-    # A flush interval longer than the job: only the checkpoints' writes store epochs. The
-    # writer's thread stores a checkpoint while training goes on, so a write can find the next
-    # checkpoint queued too and take both along: one INSERT per write, at most one a checkpoint.
+    # A flush interval longer than the job: only the checkpoints' writes store epochs. The claim
+    # reads where the job resumes from. The writer's thread stores checkpoints while training
+    # goes on, taking along any queued behind; the final one is left for the write of how the
+    # job ended unless a write of the thread takes it first. Four writes at most after the
+    # claim, where a resume read, a prepare write, three checkpoint writes and the end were six.
     job_id = queue_spec(sessions, settings, tiny_spec(epochs=60, checkpoint_every=20))
-    counter = InsertCounter(engine)
+    statements = StatementLog(engine)
 
     assert Worker(settings=settings, sessions=sessions).run_once()
 
-    assert 1 <= counter.inserts <= 3
+    claim, *writes = statements.transactions()
+    assert "UPDATE JOBS SET" in claim
+    assert any(statement.startswith("SELECT CHECKPOINTS.") for statement in claim)
+    assert 2 <= len(writes) <= 4
+    assert sum(write.count("INSERT INTO CHECKPOINTS") for write in writes) == 3
+    assert 1 <= sum(write.count("INSERT INTO EPOCH_METRICS") for write in writes) <= 3
     job = read(sessions, job_id)
     assert (job.status, job.epoch) == ("succeeded", 60)
     with transaction(sessions) as session:
         epochs = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
+        final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
     assert epochs == list(range(1, 61))
+    assert final is not None
+    assert final.epoch == 60
 
 
 @pytest.mark.parametrize("settings_overrides", [{"metrics_flush_seconds": 0.1}])
