@@ -66,12 +66,20 @@ def find_job_by_idempotency_key(session: Session, *, owner_id: str, key: str) ->
 
 
 def list_jobs(
-    session: Session, *, owner_id: str, status: JobStatus | None, limit: int, before_id: str | None
+    session: Session,
+    *,
+    owner_id: str,
+    status: JobStatus | None,
+    limit: int,
+    before_id: str | None,
+    sweep_id: str | None = None,
 ) -> Sequence[Job]:
     """Newest first; `before_id` is the last id of the previous page."""
     query = select(Job).where(Job.owner_id == owner_id)
     if status is not None:
         query = query.where(Job.status == status)
+    if sweep_id is not None:
+        query = query.where(Job.sweep_id == sweep_id)
     if before_id is not None:
         query = query.where(Job.id < before_id)
     return session.scalars(query.order_by(Job.id.desc()).limit(limit)).all()

@@ -24,6 +24,7 @@ from service.api.routes import (
     monitoring,
     plots,
     predictions,
+    sweeps,
 )
 from service.api.telemetry import Telemetry
 from service.db import make_engine, make_session_factory
@@ -97,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
     predictions.add_predict_route(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(sweeps.router)
     app.include_router(datasets.router)
     app.include_router(checkpoints.router)
     app.include_router(predictions.router)

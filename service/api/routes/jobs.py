@@ -45,9 +45,14 @@ def list_jobs(
     cursor: Annotated[
         str | None, Query(max_length=64, description="next_cursor of the previous page")
     ] = None,
+    sweep_id: Annotated[
+        str | None, Query(max_length=64, description="Only this sweep's trials.")
+    ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
-    page = job_reads.page(session, owner_id=caller.id, status=status, limit=limit, cursor=cursor)
+    page = job_reads.page(
+        session, owner_id=caller.id, status=status, limit=limit, cursor=cursor, sweep_id=sweep_id
+    )
     return job_page_out(page)
 
 
