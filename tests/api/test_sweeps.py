@@ -47,3 +47,61 @@ def test_a_grid_runs_every_combination_parallel_at_a_time_and_ranks_them(
     assert (
         rows[0]["model.layers.1.type"] == f'"{board["trials"][0]["params"]["model.layers.1.type"]}"'
     )
+
+
+def test_a_combination_that_cannot_train_refuses_the_sweep_naming_it(
+    client: httpx.Client,
+) -> None:
+    spec = activation_sweep(
+        parameters={
+            "model.layers.1.type": {"values": ["ReLU", "Tanh"]},
+            "loss": {"values": ["cross_entropy", "mse"]},
+        }
+    )
+
+    response = client.post("/v1/sweeps", json=spec)
+
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("2 of 4 trials cannot train, so the sweep was not created: ")
+    assert (
+        'the trial with model.layers.1.type="ReLU", loss="mse" cannot train: '
+        "loss 'mse' does not fit a classification dataset" in detail
+    )
+    assert 'model.layers.1.type="Tanh", loss="mse"' in detail
+    assert client.get("/v1/sweeps").json()["sweeps"] == []
+    assert client.get("/v1/jobs").json()["jobs"] == []
+
+
+def test_a_distribution_in_a_grid_is_422_naming_it(client: httpx.Client) -> None:
+    spec = activation_sweep(
+        parameters={"optimizer.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1}}
+    )
+
+    response = client.post("/v1/sweeps", json=spec)
+
+    assert response.status_code == 422
+    assert "grid takes only lists of values; optimizer.lr is a distribution" in response.text
+
+
+def test_random_gives_the_same_trials_for_the_same_spec(client: httpx.Client) -> None:
+    spec = activation_sweep(
+        method="random",
+        max_trials=5,
+        parallel=5,
+        parameters={
+            "model.layers.1.type": {"values": ["ReLU", "Tanh", "GELU"]},
+            "optimizer.lr": {"distribution": "log_uniform", "min": 1e-3, "max": 1},
+        },
+    )
+
+    def trials(sweep_id: str) -> list[tuple]:
+        board = client.get(f"/v1/sweeps/{sweep_id}/trials").json()["trials"]
+        return sorted(
+            (t["trial"], t["params"]["model.layers.1.type"], t["params"]["optimizer.lr"])
+            for t in board
+        )
+
+    first, second = submit(client, spec), submit(client, spec)
+    assert len(trials(first["id"])) == 5
+    assert trials(first["id"]) == trials(second["id"])
