@@ -226,6 +226,7 @@ class SweepOut(BaseModel):
     counts: dict[JobStatus, int] = Field(description="Its trials by status.")
     best: TrialOut | None
     failed_trials: list[TrialOut] = Field(description="Each failed trial, with its error.")
+    epochs_saved: int = Field(description="Epochs its pruned trials did not train.")
     error: str | None = Field(description="Why the sweep failed; null otherwise.")
     spec: SweepSpec
 

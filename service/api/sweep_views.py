@@ -53,6 +53,7 @@ def sweep_out(summary: SweepSummary) -> SweepOut:
         counts={status: summary.counts.get(status, 0) for status in JobStatus},
         best=trial_out(summary.best) if summary.best is not None else None,
         failed_trials=[trial_out(row) for row in summary.failed],
+        epochs_saved=summary.epochs_saved,
         error=sweep.error,
         spec=summary.spec,
     )

@@ -67,14 +67,16 @@ def _check_trials(
     problems: list[str] = []
     for number, params in enumerate(planned):
         try:
-            job_spec = expansion.trial_spec(spec, params=params, trial=number)
-            admission.prepare(session, spec=job_spec, owner_id=owner_id, limits=limits)
-        except InvalidSpec as error:
-            problems.append(
-                error.message
-                if error.message.startswith("the trial with")
-                else f"the trial with {expansion.describe(params)} cannot train: {error.message}"
+            scheduling.plan_trial(
+                session,
+                spec=spec,
+                params=params,
+                number=number,
+                owner_id=owner_id,
+                limits=limits,
             )
+        except InvalidSpec as error:
+            problems.append(error.message)
     if not problems:
         return
     named = "; ".join(problems[:NAMED_PROBLEMS])

@@ -30,6 +30,7 @@ class SweepSummary:
     counts: dict[JobStatus, int]
     best: TrialRow | None
     failed: list[TrialRow]  # its failed trials, in trial order
+    epochs_saved: int  # epochs its pruned trials did not train
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ def summary(session: Session, *, sweep: Sweep) -> SweepSummary:
         failed=sorted(
             (row for row in board if row.job.status == JobStatus.FAILED),
             key=lambda row: row.job.sweep_trial or 0,
+        ),
+        epochs_saved=sum(
+            row.job.epochs - row.job.epoch for row in board if row.job.status == JobStatus.PRUNED
         ),
     )
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.statuses import ACTIVE_STATUSES, JobStatus
-from service.tables import Job, Sweep
+from service.tables import EpochMetric, Job, Sweep
 
 
 def add_sweep(session: Session, *, sweep: Sweep) -> None:
@@ -95,3 +95,51 @@ def finish_sweep(
     session: Session, *, sweep_id: str, status: str, finished_at: datetime, error: str | None
 ) -> None:
     set_sweep(session, sweep_id=sweep_id, status=status, finished_at=finished_at, error=error)
+
+
+# --- early stopping: the values trials have reported -------------------------------------------
+
+
+def values_at(
+    session: Session, *, sweep_id: str, epoch: int, metric: str, besides: str
+) -> list[float]:
+    """The sweep's other trials' stored values of `metric` at `epoch`."""
+    column = getattr(EpochMetric, metric)
+    query = (
+        select(column)
+        .join(Job, Job.id == EpochMetric.job_id)
+        .where(
+            Job.sweep_id == sweep_id,
+            Job.id != besides,
+            EpochMetric.epoch == epoch,
+            column.is_not(None),
+        )
+    )
+    return [float(value) for value in session.scalars(query)]
+
+
+def best_values_up_to(
+    session: Session, *, sweep_id: str, epoch: int, metric: str, maximize: bool, besides: str
+) -> list[float]:
+    """For each other trial of the sweep that has stored `epoch`: its best value of `metric`
+    over its epochs up to `epoch`."""
+    column = getattr(EpochMetric, metric)
+    best = func.max(column) if maximize else func.min(column)
+    query = (
+        select(best)
+        .join(Job, Job.id == EpochMetric.job_id)
+        .where(Job.sweep_id == sweep_id, Job.id != besides, EpochMetric.epoch <= epoch)
+        .group_by(EpochMetric.job_id)
+        .having(func.max(EpochMetric.epoch) == epoch)
+    )
+    return [float(value) for value in session.scalars(query) if value is not None]
+
+
+def best_value_up_to(
+    session: Session, *, job_id: str, epoch: int, metric: str, maximize: bool
+) -> float | None:
+    column = getattr(EpochMetric, metric)
+    best = func.max(column) if maximize else func.min(column)
+    query = select(best).where(EpochMetric.job_id == job_id, EpochMetric.epoch <= epoch)
+    value = session.scalar(query)
+    return None if value is None else float(value)

@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from service import admission, repository, wakeup
 from service.errors import InvalidSpec, ServiceError
+from service.specs import ACCURACY_METRICS, VALIDATION_METRICS, JobSpec
 from service.statuses import FINAL_STATUSES, JobStatus, SweepStatus
 from service.sweeps import bayes, expansion
 from service.sweeps import repository as sweeps_repository
 from service.sweeps.spec import SweepSpec
 from service.tables import Job, Sweep
+from service.training.plan import Plan
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +115,14 @@ def _params(
 def _trial(
     session: Session, *, sweep: Sweep, spec: SweepSpec, params: expansion.Params, number: int
 ) -> Job:
-    job_spec = expansion.trial_spec(spec, params=params, trial=number)
-    try:
-        planned = admission.prepare(
-            session,
-            spec=job_spec,
-            owner_id=sweep.owner_id,
-            limits=admission.SizeLimits(**sweep.limits),
-        )
-    except InvalidSpec as error:
-        raise InvalidSpec(
-            f"the trial with {expansion.describe(params)} cannot train: {error.message}"
-        ) from error
+    planned = plan_trial(
+        session,
+        spec=spec,
+        params=params,
+        number=number,
+        owner_id=sweep.owner_id,
+        limits=admission.SizeLimits(**sweep.limits),
+    )
     return admission.new_job(
         planned=planned,
         owner_id=sweep.owner_id,
@@ -132,6 +130,42 @@ def _trial(
         sweep_trial=number,
         params=params,
     )
+
+
+def plan_trial(
+    session: Session,
+    *,
+    spec: SweepSpec,
+    params: expansion.Params,
+    number: int,
+    owner_id: str,
+    limits: admission.SizeLimits,
+) -> Plan:
+    """The planned JobSpec of trial `number`; InvalidSpec naming its params if it cannot
+    train, or would not measure the sweep's metric."""
+    job_spec = expansion.trial_spec(spec, params=params, trial=number)
+    try:
+        planned = admission.prepare(session, spec=job_spec, owner_id=owner_id, limits=limits)
+        problem = _unmeasured(planned.spec, metric=spec.metric.name)
+        if problem is not None:
+            raise InvalidSpec(problem)
+    except InvalidSpec as error:
+        raise InvalidSpec(
+            f"the trial with {expansion.describe(params)} cannot train: {error.message}"
+        ) from error
+    return planned
+
+
+def _unmeasured(job: JobSpec, *, metric: str) -> str | None:
+    """Why a trial would not measure the sweep's metric, or None."""
+    if metric in VALIDATION_METRICS and job.validation_fraction == 0:
+        return (
+            f"the sweep's metric {metric} needs a validation split; set validation_fraction "
+            "in base, e.g. 0.2, or rank by loss"
+        )
+    if metric in ACCURACY_METRICS and job.task == "regression":
+        return f"the sweep's metric {metric} is not defined for regression; rank by a loss"
+    return None
 
 
 def _end(session: Session, *, sweep: Sweep) -> None:

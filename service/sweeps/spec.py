@@ -88,7 +88,8 @@ Parameter = Annotated[
 class SweepMetric(Strict):
     """The metric trials are ranked by, at each trial's best epoch."""
 
-    name: MetricName = "val_loss"
+    # Left out: val_loss when the base holds out a validation split, else loss.
+    name: MetricName
     # None: minimize a loss, maximize an accuracy.
     goal: Literal["minimize", "maximize"] | None = None
 
@@ -125,7 +126,7 @@ class SweepSpec(Strict):
     method: Method = "grid"
     # Paths into the JobSpec, list items by index ("model.layers.1.type"); applied in order.
     parameters: dict[str, Parameter] = Field(min_length=1)
-    metric: SweepMetric = SweepMetric()
+    metric: SweepMetric
     # None: grid runs every combination; random and bayes need a number.
     max_trials: int | None = Field(default=None, ge=1, le=MAX_TRIALS)
     # Trials queued or running at once.
@@ -133,6 +134,19 @@ class SweepSpec(Strict):
     # Seeds random and bayes draws, and trials whose base sets no seed.
     seed: Seed = 0
     early_stopping: Annotated[AshaRule | MedianRule, Field(discriminator="kind")] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_metric(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        metric = data.get("metric", {})
+        if isinstance(metric, dict) and "name" not in metric:
+            base = data.get("base")
+            split = base.get("validation_fraction") if isinstance(base, dict) else None
+            held_out = isinstance(split, int | float) and split > 0
+            data = {**data, "metric": {**metric, "name": "val_loss" if held_out else "loss"}}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "SweepSpec":

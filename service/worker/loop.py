@@ -22,6 +22,7 @@ from service.training.loop import train
 from service.wakeup import Doorbell, Listener
 from service.worker import outages
 from service.worker.hooks import DatabaseHooks
+from service.worker.pruner import pruner_for
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class Worker:
             lease_token=lease_token,
             started_at=job.started_at,
             shutdown=self.shutdown,
+            pruner=pruner_for(self.sessions, job=job),
         )
         self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks)
         return True
@@ -125,6 +127,8 @@ class Worker:
                 self._end(hooks, status=JobStatus.SUCCEEDED)
             case StopReason(kind=StopKind.EARLY_STOPPED, detail=detail):
                 self._end(hooks, status=JobStatus.SUCCEEDED, stop_reason=detail)
+            case StopReason(kind=StopKind.PRUNED, detail=detail):
+                self._end(hooks, status=JobStatus.PRUNED, stop_reason=detail)
             case StopReason(kind=StopKind.CANCEL_REQUESTED, detail=detail):
                 self._end(hooks, status=JobStatus.CANCELLED, stop_reason=detail)
             case StopReason(kind=StopKind.OUT_OF_TIME, detail=detail):
