@@ -10,6 +10,7 @@ from service import admission, jobs
 from service.errors import Conflict, InvalidSpec, NotFound
 from service.ids import new_id
 from service.settings import Settings
+from service.specs import JobSpec
 from service.statuses import ACTIVE_STATUSES, SweepStatus
 from service.sweeps import expansion, scheduling
 from service.sweeps import repository as sweeps_repository
@@ -19,6 +20,8 @@ from service.tables import Sweep
 log = logging.getLogger(__name__)
 # Bad trials a refusal names; the count of the rest follows.
 NAMED_PROBLEMS = 3
+# JobSpec fields that planning copies and checks nothing of.
+UNCHECKED_FIELDS = {"name", "seed", "optimizer"}
 
 
 def submit(session: Session, *, spec: SweepSpec, owner_id: str, settings: Settings) -> Sweep:
@@ -64,19 +67,27 @@ def _check_trials(
     owner_id: str,
     limits: admission.SizeLimits,
 ) -> None:
+    """InvalidSpec naming the trials that cannot train, if any.
+
+    Trials alike but for their name, seed and optimizer (which no check reads) are planned once:
+    a sweep of seeds or learning rates dry-runs one network, not one per trial."""
     problems: list[str] = []
+    checked: dict[str, str | None] = {}
     for number, params in enumerate(planned):
         try:
-            scheduling.plan_trial(
-                session,
-                spec=spec,
-                params=params,
-                number=number,
-                owner_id=owner_id,
-                limits=limits,
-            )
+            job = expansion.trial_spec(spec, params=params, trial=number)
         except InvalidSpec as error:
             problems.append(error.message)
+            continue
+        key = job.model_dump_json(exclude=UNCHECKED_FIELDS)
+        if key not in checked:
+            checked[key] = _problem(
+                session, job=job, metric=spec.metric.name, owner_id=owner_id, limits=limits
+            )
+        if checked[key] is not None:
+            problems.append(
+                f"the trial with {expansion.describe(params)} cannot train: {checked[key]}"
+            )
     if not problems:
         return
     named = "; ".join(problems[:NAMED_PROBLEMS])
@@ -85,6 +96,16 @@ def _check_trials(
         f"{len(problems)} of {len(planned)} trials cannot train, so the sweep was not created: "
         f"{named}{f'; and {more} more' if more > 0 else ''}"
     )
+
+
+def _problem(
+    session: Session, *, job: JobSpec, metric: str, owner_id: str, limits: admission.SizeLimits
+) -> str | None:
+    try:
+        scheduling.plan_job(session, job=job, metric=metric, owner_id=owner_id, limits=limits)
+    except InvalidSpec as error:
+        return error.message
+    return None
 
 
 def get(session: Session, *, sweep_id: str, owner_id: str) -> Sweep:

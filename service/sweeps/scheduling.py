@@ -145,14 +145,24 @@ def plan_trial(
     train, or would not measure the sweep's metric."""
     job_spec = expansion.trial_spec(spec, params=params, trial=number)
     try:
-        planned = admission.prepare(session, spec=job_spec, owner_id=owner_id, limits=limits)
-        problem = _unmeasured(planned.spec, metric=spec.metric.name)
-        if problem is not None:
-            raise InvalidSpec(problem)
+        return plan_job(
+            session, job=job_spec, metric=spec.metric.name, owner_id=owner_id, limits=limits
+        )
     except InvalidSpec as error:
         raise InvalidSpec(
             f"the trial with {expansion.describe(params)} cannot train: {error.message}"
         ) from error
+
+
+def plan_job(
+    session: Session, *, job: JobSpec, metric: str, owner_id: str, limits: admission.SizeLimits
+) -> Plan:
+    """A trial's JobSpec planned as a job's submission plans it; InvalidSpec if it cannot train
+    or would not measure `metric`."""
+    planned = admission.prepare(session, spec=job, owner_id=owner_id, limits=limits)
+    problem = _unmeasured(planned.spec, metric=metric)
+    if problem is not None:
+        raise InvalidSpec(problem)
     return planned
 
 
