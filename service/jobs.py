@@ -92,11 +92,6 @@ def transition(
         raise ValueError(f"a stop_reason ends a job; {to_status} is not an end")
     if attempt is not None and (from_status, to_status) != (JobStatus.RUNNING, JobStatus.QUEUED):
         raise ValueError("only a requeue starts a new attempt")
-    # A sweep's trial ends under its sweep's row lock, taken before the job's own row (as a
-    # sweep's cancel takes them), and the sweep's next trials are created in this transaction.
-    sweep = (
-        scheduling.lock_sweep_of(session, job_id=job_id) if to_status in FINAL_STATUSES else None
-    )
     moved = repository.set_job_status(
         session,
         job_id=job_id,
@@ -111,8 +106,13 @@ def transition(
     )
     if moved and to_status == JobStatus.QUEUED:
         wakeup.job_queued(session)
-    if moved and sweep is not None:
-        scheduling.trial_ended(session, sweep=sweep)
+    if moved and to_status in FINAL_STATUSES:
+        # A sweep's trial: its next trials are created in this transaction, under the sweep's
+        # row lock, taken after the job's own row as every path takes them (a worker's write
+        # holds its job's row first; a sweep's cancel locks its trials' rows first).
+        sweep = scheduling.lock_sweep_of(session, job_id=job_id)
+        if sweep is not None:
+            scheduling.trial_ended(session, sweep=sweep)
     return moved
 
 

@@ -7,6 +7,7 @@ import json
 from service.schemas import SweepListOut, SweepOut, TrialOut, TrialsOut
 from service.statuses import JobStatus
 from service.sweeps.reads import SweepPage, SweepSummary, TrialRow
+from service.sweeps.scheduling import stored_spec
 from service.tables import Sweep
 
 TRIAL_CSV_FIELDS = ("rank", "trial", "job_id", "status", "value", "best_epoch", "epoch", "epochs")
@@ -29,11 +30,12 @@ def trial_out(row: TrialRow) -> TrialOut:
     )
 
 
-def trials_out(sweep: Sweep, rows: list[TrialRow], *, summary: SweepSummary) -> TrialsOut:
+def trials_out(sweep: Sweep, rows: list[TrialRow]) -> TrialsOut:
+    spec = stored_spec(sweep)
     return TrialsOut(
         sweep_id=sweep.id,
-        metric=summary.spec.metric.name,
-        goal="maximize" if summary.spec.metric.maximize else "minimize",
+        metric=spec.metric.name,
+        goal="maximize" if spec.metric.maximize else "minimize",
         trials=[trial_out(row) for row in rows],
     )
 

@@ -119,6 +119,9 @@ def cancel(session: Session, *, sweep_id: str, owner_id: str) -> Sweep:
     """Create no more trials; cancel the queued ones now, stop the running ones at their next
     epoch (each keeps its checkpoints)."""
     get(session, sweep_id=sweep_id, owner_id=owner_id)
+    # Trials' rows first, then the sweep's, the order in which a worker ending a trial takes
+    # them: the other order could deadlock with it on PostgreSQL.
+    sweeps_repository.lock_active_trials(session, sweep_id=sweep_id)
     sweep = sweeps_repository.lock_sweep(session, sweep_id=sweep_id)
     assert sweep is not None
     if sweep.status != SweepStatus.RUNNING:

@@ -84,6 +84,12 @@ def sweep(session: Session, *, sweep_id: str, owner_id: str) -> SweepSummary:
     return summary(session, sweep=control.get(session, sweep_id=sweep_id, owner_id=owner_id))
 
 
+def trials(session: Session, *, sweep_id: str, owner_id: str) -> tuple[Sweep, list[TrialRow]]:
+    """The sweep and its leaderboard; NotFound unless it exists and is the caller's."""
+    found = control.get(session, sweep_id=sweep_id, owner_id=owner_id)
+    return found, leaderboard(session, sweep=found)
+
+
 def page(session: Session, *, owner_id: str, limit: int, cursor: str | None) -> SweepPage:
     rows = sweeps_repository.list_sweeps(session, owner_id=owner_id, limit=limit, before_id=cursor)
     next_cursor = rows[-1].id if len(rows) == limit else None

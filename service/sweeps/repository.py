@@ -54,6 +54,17 @@ def lock_sweep(session: Session, *, sweep_id: str) -> Sweep | None:
     return session.scalars(query).one_or_none()
 
 
+def lock_active_trials(session: Session, *, sweep_id: str) -> None:
+    """Lock the sweep's queued and running trials' rows (PostgreSQL), in id order."""
+    query = (
+        select(Job.id)
+        .where(Job.sweep_id == sweep_id, Job.status.in_(ACTIVE_STATUSES))
+        .order_by(Job.id)
+        .with_for_update()
+    )
+    session.execute(query).all()
+
+
 def set_sweep(session: Session, *, sweep_id: str, **values: object) -> None:
     statement = update(Sweep).where(Sweep.id == sweep_id).values(**values)
     session.execute(statement)

@@ -61,11 +61,10 @@ def get_trials(
     accept: Annotated[str | None, Header()] = None,
 ) -> TrialsOut | Response:
     """The leaderboard: every trial ranked by the sweep's metric at its best epoch."""
-    summary = reads.sweep(session, sweep_id=sweep_id, owner_id=caller.id)
-    rows = reads.leaderboard(session, sweep=summary.sweep)
+    sweep, rows = reads.trials(session, sweep_id=sweep_id, owner_id=caller.id)
     if accept is not None and "text/csv" in accept:
         return PlainTextResponse(trials_csv(rows), media_type="text/csv")
-    return trials_out(summary.sweep, rows, summary=summary)
+    return trials_out(sweep, rows)
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=responses(404, 409, 507))
