@@ -64,10 +64,18 @@ def page(
     name: str | None = None,
     limit: int,
     cursor: str | None,
+    sweep_id: str | None = None,
 ) -> JobPage:
-    """The caller's jobs, newest first, `limit` at most, starting after the job `cursor`."""
+    """The caller's jobs, newest first, `limit` at most, starting after the job `cursor`;
+    with `sweep_id`, only that sweep's trials."""
     rows = repository.list_jobs(
-        session, owner_id=owner_id, status=status, name=name, limit=limit, before_id=cursor
+        session,
+        owner_id=owner_id,
+        status=status,
+        name=name,
+        limit=limit,
+        before_id=cursor,
+        sweep_id=sweep_id,
     )
     next_cursor = rows[-1].id if len(rows) == limit else None
     return JobPage(jobs=summaries(session, rows), next_cursor=next_cursor)

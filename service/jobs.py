@@ -19,22 +19,18 @@ its stop reason unless one is given.
 
 import hashlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import torch
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from service import datasets, repository, storage, wakeup
-from service import repository_storage as storage_sql
-from service.errors import Conflict, InvalidSpec, NotFound, TooManyJobs
-from service.ids import new_id
+from service import admission, repository, wakeup
+from service.errors import Conflict, InvalidSpec, NotFound
 from service.settings import Settings
 from service.specs import JobSpec
 from service.statuses import FINAL_STATUSES, JobStatus
+from service.sweeps import scheduling
 from service.tables import Job
-from service.training.datasets import describe_dataset
-from service.training.plan import DataShape, plan
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +54,9 @@ if TRANSITIONS.keys() & FINAL_STATUSES:
     raise AssertionError("a final status has a transition out of it")
 # Reads of a job that a worker keeps moving between our read and our write, before giving up.
 CANCEL_ATTEMPTS = 5
-# How long a caller over the active-jobs limit is told to wait before trying again.
-RETRY_AFTER_SECONDS = 30
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+now = admission.now
 
 
 def transition(
@@ -113,6 +106,13 @@ def transition(
     )
     if moved and to_status == JobStatus.QUEUED:
         wakeup.job_queued(session)
+    if moved and to_status in FINAL_STATUSES:
+        # A sweep's trial: its next trials are created in this transaction, under the sweep's
+        # row lock, taken after the job's own row as every path takes them (a worker's write
+        # holds its job's row first; a sweep's cancel locks its trials' rows first).
+        sweep = scheduling.lock_sweep_of(session, job_id=job_id)
+        if sweep is not None:
+            scheduling.trial_ended(session, sweep=sweep)
     return moved
 
 
@@ -140,31 +140,15 @@ def submit(
         if existing is not None:
             return _same_request(existing, fingerprint)
 
-    data = _data_shape(session, spec=spec, owner_id=owner_id)
-    planned = plan(spec, data=data)
-    _check_limits(
-        session,
-        planned.spec,
-        parameters=planned.parameters,
-        data=data,
-        owner_id=owner_id,
-        settings=settings,
+    planned = admission.prepare(
+        session, spec=spec, owner_id=owner_id, limits=admission.SizeLimits.of(settings)
     )
-
-    job = Job(
-        id=new_id(),
+    admission.check_room(session, owner_id=owner_id, settings=settings)
+    job = admission.new_job(
+        planned=planned,
         owner_id=owner_id,
-        name=planned.spec.name,
-        status=JobStatus.QUEUED,
-        spec=planned.spec.model_dump(mode="json"),
-        parameters=planned.parameters,
-        epochs=planned.spec.epochs,
-        epoch=0,
-        attempt=1,
-        cancel_requested=False,
         idempotency_key=idempotency_key,
         request_hash=fingerprint,
-        created_at=now(),
     )
     try:
         with session.begin_nested():
@@ -195,65 +179,6 @@ def _same_request(job: Job, fingerprint: str) -> Job:
 def stored_spec(job: Job) -> JobSpec:
     """The job's normalised spec, parsed from its row (about 10 us for a small network)."""
     return JobSpec.model_validate(job.spec)
-
-
-def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
-    """The shapes of the data a submitted spec names; an upload's come from its row, which must
-    exist and belong to the caller (a shape the client wrote into the spec is not trusted)."""
-    if spec.dataset.kind != "uploaded":
-        return describe_dataset(spec.dataset)
-    # Held against a concurrent delete until this submission commits (PostgreSQL).
-    storage_sql.share_dataset(session, dataset_id=spec.dataset.id)
-    row = repository.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
-    if row is None:
-        raise InvalidSpec(
-            f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets"
-        )
-    return describe_dataset(spec.dataset, uploaded=datasets.shape_of(row))
-
-
-def _check_limits(
-    session: Session,
-    spec: JobSpec,
-    *,
-    parameters: int,
-    data: DataShape,
-    owner_id: str,
-    settings: Settings,
-) -> None:
-    if parameters > settings.max_parameters:
-        raise InvalidSpec(
-            f"the network has {parameters:,} parameters; the limit is {settings.max_parameters:,} "
-            "(SERVICE_MAX_PARAMETERS): use fewer or smaller layers"
-        )
-    sample_epochs = data.samples * spec.epochs
-    if sample_epochs > settings.max_sample_epochs:
-        raise InvalidSpec(
-            f"{data.samples:,} samples x {spec.epochs:,} epochs = {sample_epochs:,}; the limit is "
-            f"{settings.max_sample_epochs:,} (SERVICE_MAX_SAMPLE_EPOCHS): "
-            "train fewer epochs or on fewer samples"
-        )
-    cpu_only = settings.device == "cpu" or not torch.cuda.is_available()
-    if spec.precision == "bf16" and cpu_only:
-        raise InvalidSpec(
-            "precision 'bf16' is CUDA autocast, and this service trains on the CPU "
-            "(SERVICE_DEVICE); use precision 'fp32'"
-        )
-    active = repository.count_active_jobs(session, owner_id=owner_id)
-    if active >= settings.max_active_jobs_per_key:
-        raise TooManyJobs(
-            f"this key has {active} queued or running jobs, the most allowed "
-            f"(SERVICE_MAX_ACTIVE_JOBS_PER_KEY); wait for some to finish or cancel them",
-            retry_after=RETRY_AFTER_SECONDS,
-        )
-    storage.check_room(
-        session,
-        owner_id=owner_id,
-        # At least its weights, float32, in one checkpoint.
-        adding=4 * parameters,
-        what="the job's checkpoints",
-        limit_bytes=settings.max_storage_bytes_per_key,
-    )
 
 
 def get(session: Session, *, job_id: str, owner_id: str) -> Job:

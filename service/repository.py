@@ -75,6 +75,7 @@ def list_jobs(
     name: str | None = None,
     limit: int,
     before_id: str | None,
+    sweep_id: str | None = None,
 ) -> Sequence[Job]:
     """Newest first; `before_id` is the last id of the previous page; `name` is a substring,
     ignoring case (lower() on both sides: LIKE ignores case on SQLite, not on PostgreSQL)."""
@@ -83,6 +84,8 @@ def list_jobs(
         query = query.where(Job.status == status)
     if name:
         query = query.where(func.lower(Job.name).contains(name.lower(), autoescape=True))
+    if sweep_id is not None:
+        query = query.where(Job.sweep_id == sweep_id)
     if before_id is not None:
         query = query.where(Job.id < before_id)
     return session.scalars(query.order_by(Job.id.desc()).limit(limit)).all()

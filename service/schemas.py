@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.specs import MAX_EPOCHS, DatasetSpec, JobSpec
-from service.statuses import JobStatus
+from service.statuses import JobStatus, SweepStatus
+from service.sweeps.spec import SweepSpec
 from service.training.hooks import EpochResult
 
 
@@ -41,6 +42,10 @@ class JobOut(BaseModel):
     spec: JobSpec = Field(description="The normalised spec: defaults filled in, sizes written out.")
     latest: EpochMetricOut | None
     best: EpochMetricOut | None
+    sweep_id: str | None = Field(default=None, description="The sweep this job is a trial of.")
+    params: dict[str, Any] | None = Field(
+        default=None, description="A trial's values the sweep chose: {dotted path: value}."
+    )
 
 
 class JobListOut(BaseModel):
@@ -213,3 +218,52 @@ class StatusEventOut(BaseModel):
     error: str | None
     stop_reason: str | None
     cancel_requested: bool
+
+
+# --- sweeps -------------------------------------------------------------------------------------
+
+
+class TrialOut(BaseModel):
+    """A sweep's trial as its leaderboard shows it."""
+
+    rank: int | None = Field(description="1 is best; null while the trial has no value.")
+    trial: int = Field(description="The trial's number in its sweep, from 1.")
+    job_id: str
+    status: JobStatus
+    params: dict[str, Any]
+    value: float | None = Field(description="The sweep's metric at the trial's best epoch.")
+    best_epoch: int | None
+    epoch: int = Field(description="The trial's last stored epoch.")
+    epochs: int
+    stop_reason: str | None
+    error: str | None
+
+
+class TrialsOut(BaseModel):
+    sweep_id: str
+    metric: str
+    goal: Literal["minimize", "maximize"]
+    trials: list[TrialOut] = Field(description="Ranked by value; trials without one follow.")
+
+
+class SweepOut(BaseModel):
+    id: str
+    name: str
+    status: SweepStatus
+    method: Literal["grid", "random", "bayes"]
+    created_at: datetime
+    finished_at: datetime | None
+    max_trials: int = Field(description="Trials the sweep runs at most.")
+    trials_created: int
+    parallel: int
+    counts: dict[JobStatus, int] = Field(description="Its trials by status.")
+    best: TrialOut | None
+    failed_trials: list[TrialOut] = Field(description="Each failed trial, with its error.")
+    epochs_saved: int = Field(description="Epochs its pruned trials did not train.")
+    error: str | None = Field(description="Why the sweep failed; null otherwise.")
+    spec: SweepSpec
+
+
+class SweepListOut(BaseModel):
+    sweeps: list[SweepOut]
+    next_cursor: str | None

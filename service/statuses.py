@@ -16,3 +16,12 @@ class JobStatus(StrEnum):
 
 ACTIVE_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 FINAL_STATUSES = frozenset(JobStatus) - ACTIVE_STATUSES
+
+
+class SweepStatus(StrEnum):
+    RUNNING = "running"
+    # Every trial ended, and at least one trained to its end or was pruned.
+    SUCCEEDED = "succeeded"
+    # Every trial failed, or a bayes trial could not be drawn as a job that trains.
+    FAILED = "failed"
+    CANCELLED = "cancelled"

@@ -90,6 +90,8 @@ class Job(Base):
         # Ids sort by creation time (see ids.py): listing and claiming walk these in id order.
         Index("ix_jobs_owner_id_id", "owner_id", "id"),
         Index("ix_jobs_status_id", "status", "id"),
+        # A sweep's trial numbers: the database itself refuses a trial created twice.
+        Index("ix_jobs_sweep_id_sweep_trial", "sweep_id", "sweep_trial", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -113,6 +115,39 @@ class Job(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A sweep's trial: its sweep, its number there (0-based) and the values the sweep chose.
+    # No foreign key: SQLite cannot drop a column that has one without copying the table
+    # (which would cascade-delete metrics and checkpoints); deleting a sweep deletes its jobs.
+    sweep_id: Mapped[str | None] = mapped_column(String(32))
+    sweep_trial: Mapped[int | None] = mapped_column(Integer)
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Sweep(Base):
+    """Many jobs that compare configurations (service/sweeps/). Its trials are jobs rows;
+    how many of them ended how is counted from there, not stored here."""
+
+    __tablename__ = "sweeps"
+    __table_args__ = (Index("ix_sweeps_owner_id_id", "owner_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    # The SweepSpec as submitted (validated).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Every trial's params for grid and random, decided at submission; null for bayes.
+    planned: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # Trials the sweep will run at most (bayes may run fewer: its values can run out).
+    max_trials: Mapped[int] = mapped_column(Integer)
+    # Trials created so far; the next trial's number. Changed only under the sweep's row lock.
+    trials_created: Mapped[int] = mapped_column(Integer, default=0)
+    # The size limits in force at submission, for trials drawn later (bayes).
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Why the sweep failed, or stopped creating trials; null while it goes well.
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

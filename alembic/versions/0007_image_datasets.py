@@ -1,7 +1,7 @@
 """datasets.class_names and datasets.images: uploads of pictures
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-29
 
 Reviewed by hand: two columns. class_names is nullable (an upload before this named no classes);
@@ -16,7 +16,7 @@ from alembic import op
 
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -26,6 +26,7 @@ from service.api.routes import (
     monitoring,
     plots,
     predictions,
+    sweeps,
     usage,
 )
 from service.api.telemetry import Telemetry
@@ -114,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     predictions.add_predict_route(app)
     app.include_router(health.router)
     app.include_router(jobs.router)
+    app.include_router(sweeps.router)
     app.include_router(datasets.router)
     app.include_router(checkpoints.router)
     app.include_router(exports.router)

@@ -30,6 +30,8 @@ def job_out(summary: JobSummary) -> JobOut:
         spec=summary.spec,
         latest=_metric_out(summary.latest),
         best=_metric_out(summary.best),
+        sweep_id=job.sweep_id,
+        params=job.params,
     )
 
 

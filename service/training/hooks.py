@@ -55,10 +55,10 @@ class Snapshot:
 
 class StopKind(Enum):
     """Why training stops before its last epoch. The loop decides EARLY_STOPPED from the
-    metrics; the hooks decide the rest. A sweep's pruning, decided by the hooks, is a kind to
-    come."""
+    metrics; the hooks decide the rest, PRUNED among them (a sweep's early stopping)."""
 
     EARLY_STOPPED = "early stopped"
+    PRUNED = "pruned"
     CANCEL_REQUESTED = "cancel requested"
     OUT_OF_TIME = "out of time"
     LEASE_LOST = "lease lost"

@@ -17,6 +17,7 @@ from service import jobs, repository, storage
 from service.settings import Settings
 from service.tables import Checkpoint
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
+from service.worker.pruner import TrialPruner
 from service.worker.writer import MetricsWriter
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ class DatabaseHooks:
         lease_token: str,
         started_at: datetime,
         shutdown: threading.Event,
+        pruner: TrialPruner | None = None,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
         self.job_id = job_id
         self.lease_token = lease_token
         self.shutdown = shutdown
+        # A sweep's trial under its sweep's early stopping.
+        self.pruner = pruner
         self.deadline = started_at + timedelta(seconds=settings.max_job_seconds)
         self.writer = MetricsWriter(
             sessions=sessions,
@@ -68,6 +72,8 @@ class DatabaseHooks:
 
     def on_epoch(self, metrics: EpochResult) -> None:
         self.writer.add(metrics)
+        if self.pruner is not None:
+            self.pruner.observe(metrics)
 
     def on_checkpoint(self, snapshot: Snapshot) -> None:
         keep = self.settings.keep_periodic_checkpoints
@@ -115,6 +121,10 @@ class DatabaseHooks:
             return StopReason(kind=StopKind.LEASE_LOST, detail=detail)
         if self.cancel_requested:
             return StopReason(kind=StopKind.CANCEL_REQUESTED, detail=f"cancelled at epoch {epoch}")
+        if self.pruner is not None:
+            pruned = self.pruner.decide(epoch=epoch, flush=self.flush)
+            if pruned is not None:
+                return StopReason(kind=StopKind.PRUNED, detail=pruned)
         if jobs.now() > self.deadline:
             detail = (
                 f"ran past {self.settings.max_job_seconds:g} s (SERVICE_MAX_JOB_SECONDS) "

@@ -23,6 +23,7 @@ from service.training.loop import train
 from service.wakeup import Doorbell, Listener
 from service.worker import outages
 from service.worker.hooks import DatabaseHooks
+from service.worker.pruner import pruner_for
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,16 @@ class Worker:
             )
             # In the claim's transaction: a job starts training one commit after it was queued.
             resume = None if job is None else resume_point(session, job=job)
+            pruner = (
+                None
+                if job is None
+                else pruner_for(
+                    self.sessions,
+                    session=session,
+                    job=job,
+                    resume_epoch=resume.epoch if resume else 0,
+                )
+            )
         if job is None:
             return False
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
@@ -96,6 +107,7 @@ class Worker:
             lease_token=lease_token,
             started_at=job.started_at,
             shutdown=self.shutdown,
+            pruner=pruner,
         )
         self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks, resume=resume)
         return True
@@ -129,6 +141,8 @@ class Worker:
                 self._end(hooks, status=JobStatus.SUCCEEDED)
             case StopReason(kind=StopKind.EARLY_STOPPED, detail=detail):
                 self._end(hooks, status=JobStatus.SUCCEEDED, stop_reason=detail)
+            case StopReason(kind=StopKind.PRUNED, detail=detail):
+                self._end(hooks, status=JobStatus.PRUNED, stop_reason=detail)
             case StopReason(kind=StopKind.CANCEL_REQUESTED, detail=detail):
                 self._end(hooks, status=JobStatus.CANCELLED, stop_reason=detail)
             case StopReason(kind=StopKind.OUT_OF_TIME, detail=detail):

@@ -15,7 +15,15 @@ from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Base
 
-TABLES = {"alembic_version", "api_keys", "jobs", "epoch_metrics", "checkpoints", "datasets"}
+TABLES = {
+    "alembic_version",
+    "api_keys",
+    "jobs",
+    "epoch_metrics",
+    "checkpoints",
+    "datasets",
+    "sweeps",
+}
 
 
 def test_upgrade_matches_tables_and_downgrades_to_empty(settings: Settings) -> None:

@@ -52,10 +52,19 @@ def list_jobs(
         str | None,
         Query(max_length=64, pattern=NO_NUL, description="next_cursor of the previous page"),
     ] = None,
+    sweep_id: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, description="Only this sweep's trials.")
+    ] = None,
 ) -> JobListOut:
     """The caller's jobs, newest first."""
     page = job_reads.page(
-        session, owner_id=caller.id, status=status, name=name, limit=limit, cursor=cursor
+        session,
+        owner_id=caller.id,
+        status=status,
+        name=name,
+        limit=limit,
+        cursor=cursor,
+        sweep_id=sweep_id,
     )
     return job_page_out(page)
 

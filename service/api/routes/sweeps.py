@@ -1,0 +1,74 @@
+"""/v1/sweeps: submit, list, read, leaderboard, cancel."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
+from service.api.errors import responses
+from service.api.sweep_views import sweep_out, sweep_page_out, trials_csv, trials_out
+from service.schemas import SweepListOut, SweepOut, TrialsOut
+from service.sweeps import control, reads
+from service.sweeps.spec import SweepSpec
+
+router = APIRouter(prefix="/v1/sweeps", tags=["sweeps"])
+
+
+@router.post("", status_code=202, response_model=SweepOut, responses=responses(422, 429, 507))
+def submit_sweep(
+    spec: SweepSpec, caller: Caller, session: WriteSession, settings: SettingsDep
+) -> SweepOut:
+    """Check every trial (bayes: the first ones, as drawn), store the sweep, queue its first
+    `parallel` trials; the next ones are queued as those end."""
+    sweep = control.submit(session, spec=spec, owner_id=caller.id, settings=settings)
+    return sweep_out(reads.summary(session, sweep=sweep))
+
+
+@router.get("", response_model=SweepListOut, responses=responses(422))
+def list_sweeps(
+    caller: Caller,
+    session: ReadSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> SweepListOut:
+    """The caller's sweeps, newest first."""
+    return sweep_page_out(reads.page(session, owner_id=caller.id, limit=limit, cursor=cursor))
+
+
+@router.get("/{sweep_id}", response_model=SweepOut, responses=responses(404))
+def get_sweep(sweep_id: str, caller: Caller, session: ReadSession) -> SweepOut:
+    return sweep_out(reads.sweep(session, sweep_id=sweep_id, owner_id=caller.id))
+
+
+@router.get(
+    "/{sweep_id}/trials",
+    response_model=TrialsOut,
+    responses={
+        **responses(404),
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "description": "JSON, or CSV on Accept: text/csv",
+        },
+    },
+)
+def get_trials(
+    sweep_id: str,
+    caller: Caller,
+    session: ReadSession,
+    accept: Annotated[str | None, Header()] = None,
+) -> TrialsOut | Response:
+    """The leaderboard: every trial ranked by the sweep's metric at its best epoch."""
+    sweep, rows = reads.trials(session, sweep_id=sweep_id, owner_id=caller.id)
+    if accept is not None and "text/csv" in accept:
+        return PlainTextResponse(trials_csv(rows), media_type="text/csv")
+    return trials_out(sweep, rows)
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=responses(404, 409, 507))
+def cancel_sweep(sweep_id: str, caller: Caller, session: WriteSession) -> SweepOut:
+    """Queue no more trials; cancel the queued ones, stop the running ones at their next epoch."""
+    sweep = control.cancel(session, sweep_id=sweep_id, owner_id=caller.id)
+    return sweep_out(reads.summary(session, sweep=sweep))
