@@ -105,7 +105,8 @@ def prepare_data(
     )
 
 
-def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
+def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
+    """The kinds of checkpoint `epoch` takes, if any (the best is decided by the caller)."""
     # Early stopping ends the job where it is: that epoch is its last, as `final` says.
     if epoch == spec.epochs or (stop is not None and stop.kind == StopKind.EARLY_STOPPED):
         return {"final"}
@@ -301,7 +302,7 @@ def train(
         # the hooks: the job's work is done, and a shutdown handing it back would resume it past
         # the epoch it stopped at.
         stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-        kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
+        kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
         if kinds:
             metric = getattr(metrics, best_metric)
             if improves(metric, best=best, metric=best_metric):
