@@ -1,8 +1,10 @@
 """Every member's optimizer step at once, on stacked parameters [members, ...], with each
 member's hyper-parameters as a tensor [members].
 
-The arithmetic is torch.optim's (the `foreach` SGD, Adagrad and RMSprop and the fused Adam and
-AdamW the solo path uses), term by term, so a member follows its solo run to float32 rounding.
+Adam and AdamW call the fused kernel the solo run steps with, on each member's slices of the
+stack, so a member's step is its solo step bit for bit. SGD, Adagrad and RMSprop are torch's
+`foreach` arithmetic written out term by term over the stack, so a member follows its solo run to
+float32 rounding.
 State goes in and out in the form of each member's own torch optimizer (see members.py), so a
 checkpoint is the solo layout.
 
@@ -91,11 +93,53 @@ class StackedOptimizer:
     @torch.no_grad()
     def step(self, parameters: dict[str, Tensor]) -> None:
         self.steps += 1
-        for name, p in parameters.items():
-            if p.grad is None:
-                continue
-            getattr(self, f"_{self.name.removesuffix('w')}")(p, p.grad, self.state[name])
+        if self.name in ("adam", "adamw"):
+            self._fused_adam(parameters)
+        else:
+            for name, p in parameters.items():
+                if p.grad is not None:
+                    getattr(self, f"_{self.name}")(p, p.grad, self.state[name])
         self.has_buffer.fill_(True)
+
+    def _fused_adam(self, parameters: dict[str, Tensor]) -> None:
+        """Adam and AdamW through torch's own fused kernel, the one the solo run steps with: one
+        call per set of members with equal hyper-parameters, over their slices of the stack.
+        The kernel works tensor by tensor, so each member's arithmetic is its solo run's, bit
+        for bit; one call per member would cost the step's time in calls for small networks."""
+        kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
+        names = [name for name, p in parameters.items() if p.grad is not None]
+        steps = [torch.tensor(float(step), dtype=torch.float32) for step in self.steps.tolist()]
+        hyper = torch.stack([self.lr, *(self.hyper[n] for n in NUMBERS[self.name])], dim=1)
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for member, values in enumerate(hyper.tolist()):
+            groups.setdefault(tuple(values), []).append(member)
+        amsgrad = bool(self.flags["amsgrad"])
+        for (lr, beta1, beta2, eps, weight_decay), members in groups.items():
+            lists: tuple[list[Tensor], ...] = ([], [], [], [], [], [])
+            for member in members:
+                for name in names:
+                    state, p = self.state[name], parameters[name]
+                    grad = p.grad
+                    assert grad is not None
+                    lists[0].append(p.detach()[member])
+                    lists[1].append(grad[member])
+                    lists[2].append(state["exp_avg"][member])
+                    lists[3].append(state["exp_avg_sq"][member])
+                    if amsgrad:
+                        lists[4].append(state["max_exp_avg_sq"][member])
+                    lists[5].append(steps[member])
+            kernel(
+                *lists,
+                amsgrad=amsgrad,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=weight_decay,
+                eps=eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
 
     def _sgd(self, p: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
         h = {name: self._view(t, like=p) for name, t in self.hyper.items()}
@@ -133,27 +177,6 @@ class StackedOptimizer:
         buffer.mul_(momentum).add_(grad / avg)
         # Without momentum the buffer is grad / avg exactly: the plain RMSprop step.
         p.sub_(lr * buffer)
-
-    def _adam(self, p: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
-        h = {name: self._view(t, like=p) for name, t in self.hyper.items()}
-        lr = self._view(self.lr, like=p)
-        if self.name == "adamw":
-            p.mul_(1 - lr * h["weight_decay"])
-        else:
-            grad = grad + h["weight_decay"] * p
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - h["beta1"])
-        exp_avg_sq.mul_(h["beta2"]).addcmul_(grad, grad * (1 - h["beta2"]))
-        # The corrections in float64, as the fused kernel computes them.
-        correction1 = 1 - self.hyper["beta1"] ** self.steps
-        correction2_sqrt = (1 - self.hyper["beta2"] ** self.steps).sqrt()
-        step_size = self._view(self.lr / correction1, like=p)
-        second = exp_avg_sq
-        if self.flags["amsgrad"]:
-            second = torch.maximum(state["max_exp_avg_sq"], exp_avg_sq)
-            state["max_exp_avg_sq"].copy_(second)
-        denominator = second.sqrt() / self._view(correction2_sqrt, like=p) + h["eps"]
-        p.sub_(step_size * exp_avg / denominator)
 
     # --- state in and out, one member at a time, in torch's per-parameter form ---------------
 
