@@ -5,6 +5,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,9 +19,9 @@ from service.specs import JobSpec
 from service.statuses import JobStatus
 from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
-from service.training.loop import train
+from service.training.loop import TrainingOutcome, train
 from service.wakeup import Doorbell, Listener
-from service.worker import outages
+from service.worker import fused, outages
 from service.worker.hooks import DatabaseHooks
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,23 @@ class Worker:
             job = jobs.claim(
                 session, lease_token=lease_token, device=str(self.device), settings=self.settings
             )
+            partners = (
+                []
+                if job is None
+                else fused.claim_partners(
+                    session,
+                    first=job,
+                    lease_prefix=self.name,
+                    device=str(self.device),
+                    settings=self.settings,
+                )
+            )
         if job is None:
             return False
+        if partners:
+            claimed = [fused.Claimed(job=job, lease_token=lease_token), *partners]
+            fused.run_group(self, claimed=claimed)
+            return True
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
         assert job.started_at is not None
         hooks = DatabaseHooks(
@@ -99,10 +115,20 @@ class Worker:
 
     def _run(self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks) -> None:
         hooks.writer.start()
-        try:
-            resume, uploaded = self._load_inputs(job_id=job_id, spec=spec)
+
+        def work() -> TrainingOutcome:
+            resume, uploaded = self.load_inputs(job_id=job_id, spec=spec)
             hooks.prepare(resume_epoch=resume.epoch if resume else 0)
-            outcome = train(spec, device=self.device, hooks=hooks, resume=resume, uploaded=uploaded)
+            return train(spec, device=self.device, hooks=hooks, resume=resume, uploaded=uploaded)
+
+        self.settle(hooks, work=work)
+
+    def settle(self, hooks: DatabaseHooks, *, work: Callable[[], TrainingOutcome]) -> None:
+        """Run a job's training (`work`, under its started writer), then record how it ended;
+        a fused run settles each member with a `work` that gives or raises its result."""
+        job_id = hooks.job_id
+        try:
+            outcome = work()
         except LeaseLost:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
             return
@@ -137,7 +163,7 @@ class Worker:
             case StopReason(kind=kind):  # a kind added to StopKind without its ending here
                 raise AssertionError(f"job {job_id}: no ending for a stop of kind {kind}")
 
-    def _load_inputs(
+    def load_inputs(
         self, *, job_id: str, spec: JobSpec
     ) -> tuple[Resume | None, tuple[torch.Tensor, torch.Tensor] | None]:
         with outages.converted(), transaction(self.sessions) as session:

@@ -9,7 +9,7 @@ A member that ends leaves the stack (it is repacked without it) and the others g
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -246,20 +246,32 @@ def _finish_epoch(
     return None
 
 
-def train_fused(members: Sequence[Member], *, device: torch.device) -> list[MemberResult]:
+def train_fused(
+    members: Sequence[Member],
+    *,
+    device: torch.device,
+    on_leave: Callable[[int, MemberResult], None] | None = None,
+) -> list[MemberResult]:
     """Train members of one fusion key (see grouping.fusion_key) together; each member's result
-    in their order. Each member's hooks see what train() would show them."""
+    in their order. Each member's hooks see what train() would show them; `on_leave` hears of
+    each member's result (by its index) the moment it leaves, while the others train on."""
     results: dict[int, MemberResult] = {}
+
+    def leaves(index: int, result: MemberResult) -> None:
+        results[index] = result
+        if on_leave is not None:
+            on_leave(index, result)
+
     runs: list[MemberRun] = []
     indices: list[int] = []
     for index, member in enumerate(members):
         try:
             run = start(member, device=device)
         except Exception as exc:  # its checkpoint unreadable, say: only it fails
-            results[index] = MemberResult(error=exc)
+            leaves(index, MemberResult(error=exc))
             continue
         if run.epoch >= member.spec.epochs:
-            results[index] = MemberResult(outcome=TrainingOutcome(epoch=run.epoch, stop=None))
+            leaves(index, MemberResult(outcome=TrainingOutcome(epoch=run.epoch, stop=None)))
             continue
         runs.append(run)
         indices.append(index)
@@ -273,7 +285,7 @@ def train_fused(members: Sequence[Member], *, device: torch.device) -> list[Memb
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             for run, index in zip(fused.runs, indices, strict=True):
                 error = TrainingFailed(f"training failed at epoch {run.epoch + 1}: {exc}")
-                results[index] = MemberResult(error=error)
+                leaves(index, MemberResult(error=error))
             break
         seconds = time.perf_counter() - started
         staying: list[int] = []
@@ -292,7 +304,7 @@ def train_fused(members: Sequence[Member], *, device: torch.device) -> list[Memb
             if result is None:
                 staying.append(position)
             else:
-                results[indices[position]] = result
+                leaves(indices[position], result)
         if not staying:
             break
         if len(staying) < len(fused.runs):

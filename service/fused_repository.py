@@ -1,0 +1,65 @@
+"""The SQL of fused claims (repository.py's subject, split off by size): the queued jobs a worker
+may add to a job it claimed, and the claim of each of them under its own lease.
+
+Callers own the transaction: the first job's claim, these reads and these claims are one.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service.statuses import JobStatus
+from service.tables import Job
+
+
+def queued_specs(
+    session: Session, *, status: JobStatus, limit: int
+) -> Sequence[tuple[str, dict[str, Any]]]:
+    """(id, stored spec) of the oldest `limit` jobs in `status` (queued), locked for this
+    transaction on PostgreSQL (rows another claimer holds are skipped; SQLite serialises
+    claimers with BEGIN IMMEDIATE)."""
+    query = select(Job.id, Job.spec).where(Job.status == status).order_by(Job.id).limit(limit)
+    rows = session.execute(query.with_for_update(skip_locked=True)).all()
+    return [(job_id, spec) for job_id, spec in rows]
+
+
+def claim_job(
+    session: Session,
+    *,
+    job_id: str,
+    from_status: JobStatus,
+    to_status: JobStatus,
+    lease_token: str,
+    lease_expires_at: datetime,
+    now: datetime,
+    device: str,
+) -> Job | None:
+    """Claim one named job as repository.claim_next_job claims the oldest; None if it is no
+    longer in `from_status`."""
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == from_status)
+        .values(
+            status=to_status,
+            lease_owner=lease_token,
+            lease_expires_at=lease_expires_at,
+            started_at=func.coalesce(Job.started_at, now),
+            device=device,
+        )
+        .returning(Job)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalars(statement).one_or_none()
+
+
+def set_device(session: Session, *, job_id: str, lease_token: str, device: str) -> None:
+    """Say on a claimed job which run it trains in (`cpu (fused x12)`)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.lease_owner == lease_token)
+        .values(device=device)
+        .execution_options(synchronize_session=False)
+    )

@@ -1,0 +1,157 @@
+"""Fused runs in the worker: after claiming a job, claim in the same transaction the queued jobs
+that may train with it (training/fused/grouping.py), then train them as one run, each member
+under its own lease, writer and hooks, settled as a solo job is (Worker.settle) the moment it
+leaves the run.
+
+How many train together: at most SERVICE_FUSE_MAX_JOBS, and no more than keeps the stack's
+activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES (beyond that they fall out of the CPU's
+caches and a fused step costs more than the steps it replaces); further jobs of the same kind
+are claimed as the next group.
+"""
+
+import logging
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from service import fused_repository, jobs
+from service.settings import Settings
+from service.specs import JobSpec
+from service.tables import Job
+from service.training.fused.grouping import fusion_key
+from service.training.fused.loop import MemberResult, train_fused
+from service.training.fused.members import Member
+from service.training.holdout import validation_size
+from service.training.loop import TrainingOutcome
+from service.training.plan import job_shape
+from service.training.tracing import trace_network
+from service.worker.hooks import DatabaseHooks
+
+if TYPE_CHECKING:
+    from service.worker.loop import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    job: Job
+    lease_token: str
+
+
+def activation_bytes(spec: JobSpec) -> int:
+    """What one member's forward pass holds for a step: every layer's output, float32."""
+    shape = job_shape(spec)
+    traced = trace_network(spec.model.layers, input_shape=shape.input_shape)
+    outputs = [*traced.input_shapes[1:], traced.output_shape]
+    per_sample = sum(math.prod(each[1:]) for each in outputs)
+    training = shape.samples - validation_size(
+        samples=shape.samples, fraction=spec.validation_fraction
+    )
+    return 4 * per_sample * min(spec.batch_size or training, training)
+
+
+def group_size(spec: JobSpec, *, settings: Settings) -> int:
+    """How many jobs of this spec's kind train in one stack."""
+    fitting = settings.fuse_max_activation_bytes // max(1, activation_bytes(spec))
+    return max(1, min(settings.fuse_max_jobs, fitting))
+
+
+def _key(spec: dict[str, Any]) -> str | None:
+    try:
+        return fusion_key(JobSpec.model_validate(spec))
+    except ValueError:  # a spec this version cannot read trains solo, and fails there
+        return None
+
+
+def claim_partners(
+    session: Session, *, first: Job, lease_prefix: str, device: str, settings: Settings
+) -> list[Claimed]:
+    """Claim the queued jobs that train fused with `first` (just claimed in this transaction),
+    oldest first; empty when fusion is off, `first` trains solo, or none matches."""
+    if settings.fuse_max_jobs == 1:
+        return []
+    key = _key(first.spec)
+    if key is None:
+        return []
+    size = group_size(jobs.stored_spec(first), settings=settings)
+    if size == 1:
+        return []
+    candidates = fused_repository.queued_specs(
+        session, status=jobs.CLAIM_FROM, limit=settings.fuse_scan_jobs
+    )
+    chosen = [job_id for job_id, spec in candidates if _key(spec) == key][: size - 1]
+    if not chosen:
+        return []
+    label = f"{device} (fused x{len(chosen) + 1})"
+    assert first.lease_owner is not None
+    assert first.lease_expires_at is not None
+    fused_repository.set_device(
+        session, job_id=first.id, lease_token=first.lease_owner, device=label
+    )
+    first.device = label
+    claimed = []
+    for job_id in chosen:
+        token = f"{lease_prefix}:{secrets.token_hex(4)}"
+        job = fused_repository.claim_job(
+            session,
+            job_id=job_id,
+            from_status=jobs.CLAIM_FROM,
+            to_status=jobs.CLAIM_TO,
+            lease_token=token,
+            lease_expires_at=first.lease_expires_at,
+            now=jobs.now(),
+            device=label,
+        )
+        if job is not None:
+            claimed.append(Claimed(job=job, lease_token=token))
+    return claimed
+
+
+def _gives(result: MemberResult) -> Callable[[], TrainingOutcome]:
+    """Worker.settle's `work` for a member whose training already ended."""
+
+    def work() -> TrainingOutcome:
+        if result.error is not None:
+            raise result.error
+        assert result.outcome is not None
+        return result.outcome
+
+    return work
+
+
+def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
+    """Train the claimed jobs as one fused run; each is settled as it leaves."""
+    members: list[Member] = []
+    hooks_of: list[DatabaseHooks] = []
+    for each in claimed:
+        job = each.job
+        assert job.started_at is not None
+        hooks = DatabaseHooks(
+            sessions=worker.sessions,
+            settings=worker.settings,
+            job_id=job.id,
+            lease_token=each.lease_token,
+            started_at=job.started_at,
+            shutdown=worker.shutdown,
+        )
+        hooks.writer.start()
+        spec = jobs.stored_spec(job)
+        try:
+            resume, uploaded = worker.load_inputs(job_id=job.id, spec=spec)
+            hooks.prepare(resume_epoch=resume.epoch if resume else 0)
+        except Exception as exc:
+            worker.settle(hooks, work=_gives(MemberResult(error=exc)))
+            continue
+        members.append(Member(spec=spec, hooks=hooks, resume=resume, uploaded=uploaded))
+        hooks_of.append(hooks)
+    log.info("training %d jobs fused: %s", len(members), ", ".join(h.job_id for h in hooks_of))
+
+    def leave(index: int, result: MemberResult) -> None:
+        worker.settle(hooks_of[index], work=_gives(result))
+
+    train_fused(members, device=worker.device, on_leave=leave)
