@@ -55,11 +55,14 @@ def claim_job(
     return session.scalars(statement).one_or_none()
 
 
-def set_device(session: Session, *, job_id: str, lease_token: str, device: str) -> None:
-    """Say on a claimed job which run it trains in (`cpu (fused x12)`)."""
+def mark_fused(
+    session: Session, *, job_id: str, lease_token: str, device: str, lease_expires_at: datetime
+) -> None:
+    """Say on a job claimed in this transaction which run it trains in (`cpu (fused x12)`), and
+    extend its lease as far as its partners'."""
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.lease_owner == lease_token)
-        .values(device=device)
+        .values(device=device, lease_expires_at=lease_expires_at)
         .execution_options(synchronize_session=False)
     )

@@ -14,6 +14,7 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -89,11 +90,17 @@ def claim_partners(
         return []
     label = f"{device} (fused x{len(chosen) + 1})"
     assert first.lease_owner is not None
-    assert first.lease_expires_at is not None
-    fused_repository.set_device(
-        session, job_id=first.id, lease_token=first.lease_owner, device=label
+    # Leases from now: choosing the partners took time since the first job's claim.
+    moment = jobs.now()
+    expires = moment + timedelta(seconds=settings.lease_seconds)
+    fused_repository.mark_fused(
+        session,
+        job_id=first.id,
+        lease_token=first.lease_owner,
+        device=label,
+        lease_expires_at=expires,
     )
-    first.device = label
+    first.device, first.lease_expires_at = label, expires
     claimed = []
     for job_id in chosen:
         token = f"{lease_prefix}:{secrets.token_hex(4)}"
@@ -103,8 +110,8 @@ def claim_partners(
             from_status=jobs.CLAIM_FROM,
             to_status=jobs.CLAIM_TO,
             lease_token=token,
-            lease_expires_at=first.lease_expires_at,
-            now=jobs.now(),
+            lease_expires_at=expires,
+            now=moment,
             device=label,
         )
         if job is not None:
@@ -126,11 +133,19 @@ def _gives(result: MemberResult) -> Callable[[], TrainingOutcome]:
 
 def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
     """Train the claimed jobs as one fused run; each is settled as it leaves."""
-    members: list[Member] = []
-    hooks_of: list[DatabaseHooks] = []
+    started = []
+    # Every member's writer first: each renews its member's lease from its own thread, so no
+    # lease lapses while the members after it read their checkpoints.
     for each in claimed:
         job = each.job
         assert job.started_at is not None
+        log.info(
+            "job %s claimed (attempt %d) by %s, %s",
+            job.id,
+            job.attempt,
+            each.lease_token,
+            job.device,
+        )
         hooks = DatabaseHooks(
             sessions=worker.sessions,
             settings=worker.settings,
@@ -140,16 +155,18 @@ def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
             shutdown=worker.shutdown,
         )
         hooks.writer.start()
-        spec = jobs.stored_spec(job)
+        started.append((jobs.stored_spec(job), hooks))
+    members: list[Member] = []
+    hooks_of: list[DatabaseHooks] = []
+    for spec, hooks in started:
         try:
-            resume, uploaded = worker.load_inputs(job_id=job.id, spec=spec)
+            resume, uploaded = worker.load_inputs(job_id=hooks.job_id, spec=spec)
             hooks.prepare(resume_epoch=resume.epoch if resume else 0)
         except Exception as exc:
             worker.settle(hooks, work=_gives(MemberResult(error=exc)))
             continue
         members.append(Member(spec=spec, hooks=hooks, resume=resume, uploaded=uploaded))
         hooks_of.append(hooks)
-    log.info("training %d jobs fused: %s", len(members), ", ".join(h.job_id for h in hooks_of))
 
     def leave(index: int, result: MemberResult) -> None:
         worker.settle(hooks_of[index], work=_gives(result))

@@ -17,6 +17,7 @@ from service.errors import LeaseLost, ServiceError
 from service.settings import Settings
 from service.specs import JobSpec
 from service.statuses import JobStatus
+from service.training import plan
 from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
@@ -49,6 +50,10 @@ class Worker:
 
     def run_forever(self) -> None:
         backoff = outages.Backoff(what=f"worker {self.name}", stop=self.shutdown)
+        if self.settings.fuse_max_jobs > 1:
+            # Sizing a fused group traces its network on the meta device, whose first use
+            # costs seconds: not inside the claim's transaction, while leases run.
+            plan.warm_up()
         # Listening before the first claim: a job queued after a claim found none still wakes the
         # wait that follows.
         with self.doorbell.listen() as self._listener:
