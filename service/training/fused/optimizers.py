@@ -108,7 +108,10 @@ class StackedOptimizer:
         for bit; one call per member would cost the step's time in calls for small networks."""
         kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         names = [name for name, p in parameters.items() if p.grad is not None]
-        steps = [torch.tensor(float(step), dtype=torch.float32) for step in self.steps.tolist()]
+        device = self.steps.device
+        steps = [
+            torch.tensor(step, dtype=torch.float32, device=device) for step in self.steps.tolist()
+        ]
         hyper = torch.stack([self.lr, *(self.hyper[n] for n in NUMBERS[self.name])], dim=1)
         groups: dict[tuple[float, ...], list[int]] = {}
         for member, values in enumerate(hyper.tolist()):
