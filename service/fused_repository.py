@@ -1,5 +1,6 @@
 """The SQL of fused claims (repository.py's subject, split off by size): the queued jobs a worker
-may add to a job it claimed, and the claim of each of them under its own lease.
+may add to a job it claimed (each then claimed by repository.claim_next_job, named), and the
+mark on the first job that it trains fused.
 
 Callers own the transaction: the first job's claim, these reads and these claims are one.
 """
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.statuses import JobStatus
@@ -24,35 +25,6 @@ def queued_specs(
     query = select(Job.id, Job.spec).where(Job.status == status).order_by(Job.id).limit(limit)
     rows = session.execute(query.with_for_update(skip_locked=True)).all()
     return [(job_id, spec) for job_id, spec in rows]
-
-
-def claim_job(
-    session: Session,
-    *,
-    job_id: str,
-    from_status: JobStatus,
-    to_status: JobStatus,
-    lease_token: str,
-    lease_expires_at: datetime,
-    now: datetime,
-    device: str,
-) -> Job | None:
-    """Claim one named job as repository.claim_next_job claims the oldest; None if it is no
-    longer in `from_status`."""
-    statement = (
-        update(Job)
-        .where(Job.id == job_id, Job.status == from_status)
-        .values(
-            status=to_status,
-            lease_owner=lease_token,
-            lease_expires_at=lease_expires_at,
-            started_at=func.coalesce(Job.started_at, now),
-            device=device,
-        )
-        .returning(Job)
-        .execution_options(synchronize_session=False)
-    )
-    return session.scalars(statement).one_or_none()
 
 
 def mark_fused(

@@ -115,9 +115,24 @@ def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> s
     return set()
 
 
-def _all_finite(network: torch.nn.Module) -> bool:
-    tensors = [t for t in network.state_dict().values() if t.is_floating_point()]
-    return not tensors or bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+def check_finite(*, loss: float, val_loss: float | None, epoch: int, lr: float) -> None:
+    """Raise TrainingFailed, naming the epoch, if an epoch's loss is not a finite number."""
+    for name, value in (("loss", loss), ("validation loss", val_loss)):
+        if value is not None and not math.isfinite(value):
+            raise TrainingFailed(
+                f"{name} became {value} at epoch {epoch}; lower the learning rate "
+                f"(now {lr:g}), set max_grad_norm, or set standardize true"
+            )
+
+
+def check_finite_weights(weights: dict[str, torch.Tensor], *, epoch: int) -> None:
+    """Raise TrainingFailed if a weight is not finite: such a checkpoint is never stored."""
+    tensors = [t for t in weights.values() if t.is_floating_point()]
+    if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+        raise TrainingFailed(
+            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
+            "or set max_grad_norm"
+        )
 
 
 def _restore(
@@ -172,11 +187,7 @@ def _checkpoint(
     network: torch.nn.Module,
     state: TrainingState,
 ) -> Snapshot:
-    if not _all_finite(network):
-        raise TrainingFailed(
-            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
-            "or set max_grad_norm"
-        )
+    check_finite_weights(network.state_dict(), epoch=epoch)
     return Snapshot(
         epoch=epoch,
         kinds=frozenset(kinds),
@@ -274,12 +285,7 @@ def train(
             val_loss, val_accuracy = validated[0] if validated else (None, None)
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
-        for name, value in (("loss", loss), ("validation loss", val_loss)):
-            if value is not None and not math.isfinite(value):
-                raise TrainingFailed(
-                    f"{name} became {value} at epoch {epoch}; lower the learning rate "
-                    f"(now {lr:g}), set max_grad_norm, or set standardize true"
-                )
+        check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
         if schedule is not None:
             schedule.step()
         metrics = EpochResult(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from service import fused_repository, jobs
+from service import fused_repository, jobs, repository
 from service.settings import Settings
 from service.specs import JobSpec
 from service.tables import Job
@@ -104,7 +104,7 @@ def claim_partners(
     claimed = []
     for job_id in chosen:
         token = f"{lease_prefix}:{secrets.token_hex(4)}"
-        job = fused_repository.claim_job(
+        job = repository.claim_next_job(
             session,
             job_id=job_id,
             from_status=jobs.CLAIM_FROM,

@@ -28,7 +28,12 @@ from service.training.fused.members import (
 from service.training.fused.optimizers import StackedOptimizer
 from service.training.fused.stack import StackedNetwork, member_correct, member_losses
 from service.training.hooks import EpochResult, Snapshot
-from service.training.loop import TrainingOutcome, checkpoint_kinds
+from service.training.loop import (
+    TrainingOutcome,
+    check_finite,
+    check_finite_weights,
+    checkpoint_kinds,
+)
 from service.training.metrics import improves
 
 logger = logging.getLogger(__name__)
@@ -195,12 +200,7 @@ def _finish_epoch(
     epoch, lr = run.epoch, run.lr
     (loss, accuracy), *validated = values
     val_loss, val_accuracy = validated[0] if validated else (None, None)
-    for name, value in (("loss", loss), ("validation loss", val_loss)):
-        if value is not None and not math.isfinite(value):
-            raise TrainingFailed(
-                f"{name} became {value} at epoch {epoch}; lower the learning rate "
-                f"(now {lr:g}), set max_grad_norm, or set standardize true"
-            )
+    check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
     if run.schedule is not None:
         run.schedule.step()
     metrics = EpochResult(
@@ -227,11 +227,7 @@ def _finish_epoch(
             kinds.add("best")
             run.best = metric
         weights = fused.network.member_weights(position)
-        if not all(bool(t.isfinite().all()) for t in weights.values()):
-            raise TrainingFailed(
-                f"the weights became non-finite at epoch {epoch}; lower the learning rate "
-                "or set max_grad_norm"
-            )
+        check_finite_weights(weights, epoch=epoch)
         optimizer = {
             name: fused.optimizer.member_state(position, parameter=name) for name in weights
         }
