@@ -50,11 +50,12 @@ class Settings(BaseSettings):
 
     # Fused training (DESIGN.md, "Fused execution"): queued jobs that differ only in what can be
     # vectorised train as one run of at most this many; 1 turns fusion off.
-    fuse_max_jobs: int = Field(default=16, ge=1)
+    fuse_max_jobs: int = Field(default=32, ge=1)
     # A fused group's activations (members x samples per step x every layer's outputs, float32)
-    # stay under this: past the CPU's caches a stacked step costs more than the steps it
-    # replaces (bench/fused.py). More jobs of the kind train as the next group.
-    fuse_max_activation_bytes: int = Field(default=24 * 1024 * 1024, ge=1)
+    # stay under this: far past the CPU's caches a stacked step costs more than the steps it
+    # replaces. 32 spiral members (78 MB) were still the fastest measured (bench/fused.py,
+    # README). More jobs of the kind train as the next group.
+    fuse_max_activation_bytes: int = Field(default=96 * 1024 * 1024, ge=1)
     # Queued jobs a claim looks through for partners of the job it claimed.
     fuse_scan_jobs: int = Field(default=256, ge=1)
 
