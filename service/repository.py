@@ -108,9 +108,11 @@ def claim_next_job(
     lease_expires_at: datetime,
     now: datetime,
     device: str,
+    job_id: str | None = None,
 ) -> Job | None:
     """Move the oldest job in `from_status` (queued) to `to_status` (running) under a new lease,
-    atomically: the claim, the one transition jobs.transition does not make.
+    atomically: the claim, the one transition jobs.transition does not make. `job_id`: claim
+    that job instead (a fused run's partner), if it is still in `from_status`.
 
     PostgreSQL: the inner SELECT ... FOR UPDATE SKIP LOCKED lets concurrent claimers pass over
     each other's rows. SQLite ignores FOR UPDATE; the caller runs this in BEGIN IMMEDIATE, which
@@ -126,7 +128,7 @@ def claim_next_job(
     )
     statement = (
         update(Job)
-        .where(Job.id == oldest_queued, Job.status == from_status)
+        .where(Job.id == (oldest_queued if job_id is None else job_id), Job.status == from_status)
         .values(
             status=to_status,
             lease_owner=lease_token,

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     # same write renews the lease and reads a cancel, so it must come well within lease_seconds.
     metrics_flush_seconds: float = Field(default=0.5, gt=0)
 
+    # Fused training (DESIGN.md, "Fused execution"): queued jobs that differ only in what can be
+    # vectorised train as one run of at most this many; 1 turns fusion off.
+    fuse_max_jobs: int = Field(default=32, ge=1)
+    # A fused group's activations (members x samples per step x every layer's outputs, float32)
+    # stay under this: far past the CPU's caches a stacked step costs more than the steps it
+    # replaces. 32 spiral members (78 MB) were still the fastest measured (bench/fused.py,
+    # README). More jobs of the kind train as the next group.
+    fuse_max_activation_bytes: int = Field(default=96 * 1024 * 1024, ge=1)
+    # Queued jobs a claim looks through for partners of the job it claimed.
+    fuse_scan_jobs: int = Field(default=256, ge=1)
+
     # Limits, each refused with a 4xx that names the setting.
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     # POST /v1/datasets only: the uploaded file streams to a temporary file, not into memory.

@@ -51,7 +51,12 @@ class TrainingState:
 
 
 def encode_weights(network: torch.nn.Module) -> bytes:
-    tensors = {name: t.detach().cpu().contiguous() for name, t in network.state_dict().items()}
+    return encode_weights_dict(network.state_dict())
+
+
+def encode_weights_dict(weights: dict[str, torch.Tensor]) -> bytes:
+    """A state_dict as safetensors bytes (a fused member's weights come as such a dict)."""
+    tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
     return safetensors.torch.save(tensors)
 
 

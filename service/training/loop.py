@@ -114,7 +114,8 @@ def prepare_data(
     )
 
 
-def _checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
+def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
+    """The kinds of checkpoint `epoch` takes, if any (the best is decided by the caller)."""
     # Early stopping ends the job where it is: that epoch is its last, as `final` says.
     if epoch == spec.epochs or (stop is not None and stop.kind == StopKind.EARLY_STOPPED):
         return {"final"}
@@ -132,9 +133,24 @@ def _autocast(
     return contextlib.nullcontext
 
 
-def _all_finite(network: torch.nn.Module) -> bool:
-    tensors = [t for t in network.state_dict().values() if t.is_floating_point()]
-    return not tensors or bool(torch.stack([t.isfinite().all() for t in tensors]).all())
+def check_finite(*, loss: float, val_loss: float | None, epoch: int, lr: float) -> None:
+    """Raise TrainingFailed, naming the epoch, if an epoch's loss is not a finite number."""
+    for name, value in (("loss", loss), ("validation loss", val_loss)):
+        if value is not None and not math.isfinite(value):
+            raise TrainingFailed(
+                f"{name} became {value} at epoch {epoch}; lower the learning rate "
+                f"(now {lr:g}), set max_grad_norm, or set standardize true"
+            )
+
+
+def check_finite_weights(weights: dict[str, torch.Tensor], *, epoch: int) -> None:
+    """Raise TrainingFailed if a weight is not finite: such a checkpoint is never stored."""
+    tensors = [t for t in weights.values() if t.is_floating_point()]
+    if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
+        raise TrainingFailed(
+            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
+            "or set max_grad_norm"
+        )
 
 
 def _restore(
@@ -196,11 +212,7 @@ def _checkpoint(
     network: torch.nn.Module,
     state: TrainingState,
 ) -> Snapshot:
-    if not _all_finite(network):
-        raise TrainingFailed(
-            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
-            "or set max_grad_norm"
-        )
+    check_finite_weights(network.state_dict(), epoch=epoch)
     return Snapshot(
         epoch=epoch,
         kinds=frozenset(kinds),
@@ -317,12 +329,7 @@ def train(
             val_loss, val_accuracy = validated[0] if validated else (None, None)
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
-        for name, value in (("loss", loss), ("validation loss", val_loss)):
-            if value is not None and not math.isfinite(value):
-                raise TrainingFailed(
-                    f"{name} became {value} at epoch {epoch}; lower the learning rate "
-                    f"(now {lr:g}), set max_grad_norm, or set standardize true"
-                )
+        check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
         if schedule is not None:
             schedule.step()
         metrics = EpochResult(
@@ -345,7 +352,7 @@ def train(
         # the hooks: the job's work is done, and a shutdown handing it back would resume it past
         # the epoch it stopped at.
         stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-        kinds = _checkpoint_kinds(spec, epoch=epoch, stop=stop)
+        kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
         if kinds:
             metric = getattr(metrics, best_metric)
             if improves(metric, best=best, metric=best_metric):

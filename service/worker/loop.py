@@ -5,6 +5,7 @@ import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,11 +18,12 @@ from service.settings import Settings
 from service.specs import JobSpec
 from service.statuses import JobStatus
 from service.tables import Job
+from service.training import plan
 from service.training.devices import pick_device
 from service.training.hooks import Resume, StopKind, StopReason
-from service.training.loop import train
+from service.training.loop import TrainingOutcome, train
 from service.wakeup import Doorbell, Listener
-from service.worker import outages
+from service.worker import fused, outages
 from service.worker.hooks import DatabaseHooks
 from service.worker.pruner import pruner_for
 
@@ -50,6 +52,10 @@ class Worker:
 
     def run_forever(self) -> None:
         backoff = outages.Backoff(what=f"worker {self.name}", stop=self.shutdown)
+        if self.settings.fuse_max_jobs > 1:
+            # Sizing a fused group traces its network on the meta device, whose first use
+            # costs seconds: not inside the claim's transaction, while leases run.
+            plan.warm_up()
         # Listening before the first claim: a job queued after a claim found none still wakes the
         # wait that follows.
         with self.doorbell.listen() as self._listener:
@@ -84,41 +90,64 @@ class Worker:
             job = jobs.claim(
                 session, lease_token=lease_token, device=str(self.device), settings=self.settings
             )
-            # In the claim's transaction: a job starts training one commit after it was queued.
-            resume = None if job is None else resume_point(session, job=job)
-            pruner = (
-                None
-                if job is None
-                else pruner_for(
-                    self.sessions,
-                    session=session,
-                    job=job,
-                    resume_epoch=resume.epoch if resume else 0,
-                )
+            if job is None:
+                return False
+            partners = fused.claim_partners(
+                session,
+                first=job,
+                lease_prefix=self.name,
+                device=str(self.device),
+                settings=self.settings,
             )
-        if job is None:
-            return False
+            # In the claim's transaction: a job starts training one commit after it was queued.
+            claimed = [
+                self._ready(session, job=each.job, lease_token=each.lease_token)
+                for each in [fused.Claimed(job=job, lease_token=lease_token), *partners]
+            ]
+        if partners:
+            fused.run_group(self, claimed=claimed)
+            return True
+        (solo,) = claimed
         log.info("job %s claimed (attempt %d) by %s", job.id, job.attempt, lease_token)
-        assert job.started_at is not None
-        hooks = DatabaseHooks(
-            sessions=self.sessions,
-            settings=self.settings,
-            job_id=job.id,
-            lease_token=lease_token,
-            started_at=job.started_at,
-            shutdown=self.shutdown,
-            pruner=pruner,
-        )
-        self._run(job_id=job.id, spec=jobs.stored_spec(job), hooks=hooks, resume=resume)
+        hooks = self.hooks_for(solo)
+        spec = jobs.stored_spec(job)
+
+        def work() -> TrainingOutcome:
+            uploaded = self.load_uploaded(spec)
+            return train(
+                spec, device=self.device, hooks=hooks, resume=solo.resume, uploaded=uploaded
+            )
+
+        hooks.writer.start()
+        self.settle(hooks, work=work)
         return True
 
-    def _run(
-        self, *, job_id: str, spec: JobSpec, hooks: DatabaseHooks, resume: Resume | None
-    ) -> None:
-        hooks.writer.start()
+    def _ready(self, session: Session, *, job: Job, lease_token: str) -> "fused.Claimed":
+        """A just-claimed job with what it resumes from and, for a sweep's trial, its pruner."""
+        resume = resume_point(session, job=job)
+        pruner = pruner_for(
+            self.sessions, session=session, job=job, resume_epoch=resume.epoch if resume else 0
+        )
+        return fused.Claimed(job=job, lease_token=lease_token, resume=resume, pruner=pruner)
+
+    def hooks_for(self, claimed: "fused.Claimed") -> DatabaseHooks:
+        assert claimed.job.started_at is not None
+        return DatabaseHooks(
+            sessions=self.sessions,
+            settings=self.settings,
+            job_id=claimed.job.id,
+            lease_token=claimed.lease_token,
+            started_at=claimed.job.started_at,
+            shutdown=self.shutdown,
+            pruner=claimed.pruner,
+        )
+
+    def settle(self, hooks: DatabaseHooks, *, work: Callable[[], TrainingOutcome]) -> None:
+        """Run a job's training (`work`, under its started writer), then record how it ended;
+        a fused run settles each member with a `work` that gives or raises its result."""
+        job_id = hooks.job_id
         try:
-            uploaded = self._load_uploaded(spec)
-            outcome = train(spec, device=self.device, hooks=hooks, resume=resume, uploaded=uploaded)
+            outcome = work()
         except LeaseLost:
             log.warning("job %s abandoned: its lease was lost, another worker owns it now", job_id)
             return
@@ -155,7 +184,9 @@ class Worker:
             case StopReason(kind=kind):  # a kind added to StopKind without its ending here
                 raise AssertionError(f"job {job_id}: no ending for a stop of kind {kind}")
 
-    def _load_uploaded(self, spec: JobSpec) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def load_uploaded(self, spec: JobSpec) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """An uploaded dataset's arrays, read in a transaction of their own (large reads stay
+        out of the claim's write lock); None for a generated dataset."""
         if spec.dataset.kind != "uploaded":
             return None
         with outages.converted(), transaction(self.sessions) as session:

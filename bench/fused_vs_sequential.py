@@ -1,0 +1,91 @@
+"""Fused training through the real service: many configurations of a tutorial job submitted
+at once to `service up` (api + one worker) with fusion on, against SERVICE_FUSE_MAX_JOBS=1.
+
+    .venv/bin/python bench/fused_vs_sequential.py [--jobs 64] [--spiral-epochs 1000]
+        [--simplenn-epochs 100] [--repeats 1] [--threads 2] [--device cpu]
+
+Two workloads of `--jobs` configurations each, learning rate x weight decay x seed:
+seed 001's spiral network and data size (full batch, Adam) and seed 002's SimpleNN (batch 64).
+Each runs in a fresh `service up` on SQLite (bench/service_overhead.py's Service), fused and
+sequential alternately; the time is from the first submission to the last job's finished_at, as
+GET /v1/jobs/{id} reports it. The table shows each one's median and the ratio.
+"""
+
+import argparse
+import itertools
+import statistics
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from service_overhead import Service, example, timestamp
+
+
+def configurations(name: str, *, jobs: int, epochs: int) -> list[dict[str, Any]]:
+    base = example(name, epochs=epochs)
+    grid = itertools.product((1e-3, 3e-3, 1e-2, 3e-2), (0.0, 1e-5, 1e-4, 1e-3), range(1, 1000))
+    return [
+        base
+        | {
+            "name": f"{name}-{n}",
+            "optimizer": base["optimizer"] | {"lr": lr, "weight_decay": weight_decay},
+            "seed": seed,
+        }
+        for n, (lr, weight_decay, seed) in enumerate(itertools.islice(grid, jobs))
+    ]
+
+
+def run(specs: list[dict[str, Any]], *, fuse: bool, threads: int, device: str) -> tuple[float, str]:
+    """Seconds from the first submission to the last job's end, and the devices jobs reported."""
+    with tempfile.TemporaryDirectory(prefix="bench-fused-") as scratch:
+        service = Service(
+            data_dir=Path(scratch) / "data", database_url="", threads=threads, device=device
+        )
+        service.env["SERVICE_FUSE_MAX_JOBS"] = service.env.get("SERVICE_FUSE_MAX_JOBS", "16")
+        if not fuse:
+            service.env["SERVICE_FUSE_MAX_JOBS"] = "1"
+        service.env["SERVICE_MAX_ACTIVE_JOBS_PER_KEY"] = str(max(100, len(specs)))
+        with service:
+            first = datetime.now(UTC)
+            submitted = [service.submit(spec).job_id for spec in specs]
+            finished = [service.wait(job_id) for job_id in submitted]
+        last = max(timestamp(job, "finished_at") for job in finished)
+        devices = sorted({job["device"] for job in finished})
+        return (last - first).total_seconds(), ", ".join(devices)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=64)
+    parser.add_argument("--spiral-epochs", type=int, default=1000)
+    parser.add_argument("--simplenn-epochs", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", choices=("spiral", "simplenn"))
+    args = parser.parse_args()
+    workloads = {
+        "spiral": ("spiral-relu-adam", args.spiral_epochs),
+        "simplenn": ("sum-bins-simplenn", args.simplenn_epochs),
+    }
+    for label, (name, epochs) in workloads.items():
+        if args.only not in (None, label):
+            continue
+        specs = configurations(name, jobs=args.jobs, epochs=epochs)
+        walls: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(args.repeats):
+            for fuse in (True, False):
+                wall, devices = run(specs, fuse=fuse, threads=args.threads, device=args.device)
+                walls[fuse].append(wall)
+                print(f"  {label} {'fused' if fuse else 'sequential'}: {wall:.1f} s ({devices})")
+        fused, sequential = statistics.median(walls[True]), statistics.median(walls[False])
+        print(
+            f"{name}: {len(specs)} jobs of {epochs} epochs, {args.threads} threads: "
+            f"sequential {sequential:.1f} s, fused {fused:.1f} s, {sequential / fused:.2f}x",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

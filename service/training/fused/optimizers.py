@@ -1,0 +1,222 @@
+"""Every member's optimizer step at once, on stacked parameters [members, ...], with each
+member's hyper-parameters as a tensor [members].
+
+Adam and AdamW call the fused kernel the solo run steps with, on each member's slices of the
+stack, so a member's step is its solo step bit for bit. SGD, Adagrad and RMSprop are torch's
+`foreach` arithmetic written out term by term over the stack, so a member follows its solo run to
+float32 rounding.
+State goes in and out in the form of each member's own torch optimizer (see members.py), so a
+checkpoint is the solo layout.
+
+Boolean choices (SGD's nesterov, Adam's amsgrad, RMSprop's centered) and the optimizer itself
+are the same for every member of a stack (grouping.py keeps them in the fusion key); every number
+may differ. A member whose momentum is 0 keeps no momentum buffer in its checkpoint, as torch's
+own does not.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from service import specs
+
+# The numeric hyper-parameters each optimizer takes per member (lr comes from each member's own
+# torch optimizer every epoch, so schedules apply).
+NUMBERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum", "dampening", "weight_decay"),
+    "adagrad": ("lr_decay", "weight_decay", "eps"),
+    "rmsprop": ("alpha", "eps", "weight_decay", "momentum"),
+    "adam": ("beta1", "beta2", "eps", "weight_decay"),
+    "adamw": ("beta1", "beta2", "eps", "weight_decay"),
+}
+# State tensors per parameter, as torch names them, and which members keep each one.
+BUFFERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum_buffer",),
+    "adagrad": ("sum",),
+    "rmsprop": ("square_avg", "momentum_buffer", "grad_avg"),
+    "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+    "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+}
+
+
+def _numbers(spec: specs.OptimizerSpec) -> dict[str, float]:
+    values = spec.model_dump(exclude={"name"})
+    if "betas" in values:
+        values["beta1"], values["beta2"] = values.pop("betas")
+    return {name: float(values[name]) for name in NUMBERS[spec.name]}
+
+
+class StackedOptimizer:
+    """One optimizer of `name` over every member's stacked parameters."""
+
+    def __init__(
+        self, optimizers: Sequence[specs.OptimizerSpec], *, parameters: dict[str, Tensor]
+    ) -> None:
+        first = optimizers[0]
+        self.name = first.name
+        self.flags: dict[str, Any] = {
+            "nesterov": getattr(first, "nesterov", False),
+            "amsgrad": getattr(first, "amsgrad", False),
+            "centered": getattr(first, "centered", False),
+        }
+        device = next(iter(parameters.values())).device
+        numbers = [_numbers(each) for each in optimizers]
+        self.hyper = {
+            name: torch.tensor([n[name] for n in numbers], dtype=torch.float64, device=device)
+            for name in NUMBERS[self.name]
+        }
+        members = len(optimizers)
+        self.lr = torch.ones(members, dtype=torch.float64, device=device)
+        self.steps = torch.zeros(members, dtype=torch.float64, device=device)
+        # SGD's first step copies the gradient into a member's new momentum buffer.
+        self.has_buffer = torch.zeros(members, dtype=torch.bool, device=device)
+        self.state: dict[str, dict[str, Tensor]] = {
+            name: {buffer: torch.zeros_like(p.detach()) for buffer in BUFFERS[self.name]}
+            for name, p in parameters.items()
+        }
+
+    def keep(self, indices: Tensor) -> None:
+        """Keep only the members at `indices`."""
+        self.hyper = {name: t.index_select(0, indices) for name, t in self.hyper.items()}
+        self.lr, self.steps = self.lr.index_select(0, indices), self.steps.index_select(0, indices)
+        self.has_buffer = self.has_buffer.index_select(0, indices)
+        for buffers in self.state.values():
+            for name, t in buffers.items():
+                buffers[name] = t.index_select(0, indices)
+
+    def _view(self, values: Tensor, *, like: Tensor) -> Tensor:
+        """Per-member values [members] in float32, broadcasting over a stacked tensor."""
+        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def step(self, parameters: dict[str, Tensor]) -> None:
+        self.steps += 1
+        if self.name in ("adam", "adamw"):
+            self._fused_adam(parameters)
+        else:
+            for name, p in parameters.items():
+                if p.grad is not None:
+                    getattr(self, f"_{self.name}")(p, p.grad, self.state[name])
+        self.has_buffer.fill_(True)
+
+    def _fused_adam(self, parameters: dict[str, Tensor]) -> None:
+        """Adam and AdamW through torch's own fused kernel, the one the solo run steps with: one
+        call per set of members with equal hyper-parameters, over their slices of the stack.
+        The kernel works tensor by tensor, so each member's arithmetic is its solo run's, bit
+        for bit; one call per member would cost the step's time in calls for small networks."""
+        kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
+        names = [name for name, p in parameters.items() if p.grad is not None]
+        device = self.steps.device
+        steps = [
+            torch.tensor(step, dtype=torch.float32, device=device) for step in self.steps.tolist()
+        ]
+        hyper = torch.stack([self.lr, *(self.hyper[n] for n in NUMBERS[self.name])], dim=1)
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for member, values in enumerate(hyper.tolist()):
+            groups.setdefault(tuple(values), []).append(member)
+        amsgrad = bool(self.flags["amsgrad"])
+        for (lr, beta1, beta2, eps, weight_decay), members in groups.items():
+            lists: tuple[list[Tensor], ...] = ([], [], [], [], [], [])
+            for member in members:
+                for name in names:
+                    state, p = self.state[name], parameters[name]
+                    grad = p.grad
+                    assert grad is not None
+                    lists[0].append(p.detach()[member])
+                    lists[1].append(grad[member])
+                    lists[2].append(state["exp_avg"][member])
+                    lists[3].append(state["exp_avg_sq"][member])
+                    if amsgrad:
+                        lists[4].append(state["max_exp_avg_sq"][member])
+                    lists[5].append(steps[member])
+            kernel(
+                *lists,
+                amsgrad=amsgrad,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                weight_decay=weight_decay,
+                eps=eps,
+                maximize=False,
+                grad_scale=None,
+                found_inf=None,
+            )
+
+    def _sgd(self, p: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+        h = {name: self._view(t, like=p) for name, t in self.hyper.items()}
+        grad = grad + h["weight_decay"] * p
+        momentum, buffer = h["momentum"], state["momentum_buffer"]
+        has_buffer = self._view(self.has_buffer, like=p).bool()
+        buffer.copy_(torch.where(has_buffer, buffer * momentum + (1 - h["dampening"]) * grad, grad))
+        if self.flags["nesterov"]:
+            grad = grad + momentum * buffer
+        else:
+            # A member without momentum steps with its gradient, as torch's does.
+            grad = torch.where(momentum > 0, buffer, grad)
+        p.sub_(self._view(self.lr, like=p) * grad)
+
+    def _adagrad(self, p: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+        h = {name: self._view(t, like=p) for name, t in self.hyper.items()}
+        grad = grad + h["weight_decay"] * p
+        clr = self.lr / (1 + (self.steps - 1) * self.hyper["lr_decay"])
+        state["sum"].addcmul_(grad, grad)
+        std = state["sum"].sqrt() + h["eps"]
+        p.sub_(self._view(clr, like=p) * grad / std)
+
+    def _rmsprop(self, p: Tensor, grad: Tensor, state: dict[str, Tensor]) -> None:
+        h = {name: self._view(t, like=p) for name, t in self.hyper.items()}
+        grad = grad + h["weight_decay"] * p
+        alpha, square_avg = h["alpha"], state["square_avg"]
+        square_avg.mul_(alpha).addcmul_(grad, grad * (1 - alpha))
+        if self.flags["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg.lerp_(grad, 1 - alpha)
+            avg = (square_avg - grad_avg * grad_avg).sqrt_() + h["eps"]
+        else:
+            avg = square_avg.sqrt() + h["eps"]
+        lr, momentum, buffer = self._view(self.lr, like=p), h["momentum"], state["momentum_buffer"]
+        buffer.mul_(momentum).add_(grad / avg)
+        # Without momentum the buffer is grad / avg exactly: the plain RMSprop step.
+        p.sub_(lr * buffer)
+
+    # --- state in and out, one member at a time, in torch's per-parameter form ---------------
+
+    def buffers_kept(self, member: int) -> tuple[str, ...]:
+        """The state tensors torch's own optimizer keeps for this member."""
+        momentum = float(self.hyper.get("momentum", torch.zeros(member + 1))[member])
+        kept = {
+            "sgd": ("momentum_buffer",) if momentum != 0 else (),
+            "adagrad": ("sum",),
+            "rmsprop": ("square_avg",)
+            + (("momentum_buffer",) if momentum > 0 else ())
+            + (("grad_avg",) if self.flags["centered"] else ()),
+            "adam": ("exp_avg", "exp_avg_sq")
+            + (("max_exp_avg_sq",) if self.flags["amsgrad"] else ()),
+        }
+        return kept[self.name.removesuffix("w")]
+
+    def member_state(self, member: int, *, parameter: str) -> dict[str, Tensor]:
+        """What torch's optimizer would hold for one member's parameter (empty before SGD's first
+        step, as torch's)."""
+        if self.name == "sgd" and not bool(self.has_buffer[member]):
+            return {}
+        state = {
+            name: self.state[parameter][name][member].clone() for name in self.buffers_kept(member)
+        }
+        if self.name != "sgd":
+            state["step"] = torch.tensor(float(self.steps[member]), dtype=torch.float32)
+        return state
+
+    def load_member(self, member: int, *, parameter: str, state: dict[str, Any]) -> None:
+        """Put one member's torch optimizer state for a parameter into the stack."""
+        if not state:
+            return
+        for name, value in state.items():
+            if name == "step":
+                self.steps[member] = float(value)
+            elif name in self.state[parameter]:
+                self.state[parameter][name][member].copy_(value)
+        if "momentum_buffer" in state:
+            self.has_buffer[member] = True

@@ -1,0 +1,173 @@
+"""Fused runs in the worker: after claiming a job, claim in the same transaction the queued jobs
+that may train with it (training/fused/grouping.py), then train them as one run, each member
+under its own lease, writer and hooks, settled as a solo job is (Worker.settle) the moment it
+leaves the run.
+
+How many train together: at most SERVICE_FUSE_MAX_JOBS, and no more than keeps the stack's
+activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES (beyond that they fall out of the CPU's
+caches and a fused step costs more than the steps it replaces); further jobs of the same kind
+are claimed as the next group.
+"""
+
+import logging
+import math
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from service import fused_repository, jobs, repository
+from service.settings import Settings
+from service.specs import JobSpec
+from service.tables import Job
+from service.training.fused.grouping import fusion_key
+from service.training.fused.loop import MemberResult, train_fused
+from service.training.fused.members import Member
+from service.training.holdout import validation_size
+from service.training.hooks import Resume
+from service.training.loop import TrainingOutcome
+from service.training.plan import job_shape
+from service.training.tracing import trace_network
+from service.worker.hooks import DatabaseHooks
+from service.worker.pruner import TrialPruner
+
+if TYPE_CHECKING:
+    from service.worker.loop import Worker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A job claimed in this transaction: its lease token and, once the worker has read them
+    in the same transaction, what it resumes from and its pruner (a sweep's trial)."""
+
+    job: Job
+    lease_token: str
+    resume: Resume | None = None
+    pruner: TrialPruner | None = None
+
+
+def activation_bytes(spec: JobSpec) -> int:
+    """What one member's forward pass holds for a step: every layer's output, float32."""
+    shape = job_shape(spec)
+    traced = trace_network(spec.model.layers, input_shape=shape.input_shape)
+    outputs = [*traced.input_shapes[1:], traced.output_shape]
+    per_sample = sum(math.prod(each[1:]) for each in outputs)
+    training = shape.samples - validation_size(
+        samples=shape.samples, fraction=spec.validation_fraction
+    )
+    return 4 * per_sample * min(spec.batch_size or training, training)
+
+
+def group_size(spec: JobSpec, *, settings: Settings) -> int:
+    """How many jobs of this spec's kind train in one stack."""
+    fitting = settings.fuse_max_activation_bytes // max(1, activation_bytes(spec))
+    return max(1, min(settings.fuse_max_jobs, fitting))
+
+
+def _key(spec: dict[str, Any]) -> str | None:
+    try:
+        return fusion_key(JobSpec.model_validate(spec))
+    except ValueError:  # a spec this version cannot read trains solo, and fails there
+        return None
+
+
+def claim_partners(
+    session: Session, *, first: Job, lease_prefix: str, device: str, settings: Settings
+) -> list[Claimed]:
+    """Claim the queued jobs that train fused with `first` (just claimed in this transaction),
+    oldest first; empty when fusion is off, `first` trains solo, or none matches."""
+    if settings.fuse_max_jobs == 1:
+        return []
+    key = _key(first.spec)
+    if key is None:
+        return []
+    size = group_size(jobs.stored_spec(first), settings=settings)
+    if size == 1:
+        return []
+    candidates = fused_repository.queued_specs(
+        session, status=jobs.CLAIM_FROM, limit=settings.fuse_scan_jobs
+    )
+    chosen = [job_id for job_id, spec in candidates if _key(spec) == key][: size - 1]
+    if not chosen:
+        return []
+    label = f"{device} (fused x{len(chosen) + 1})"
+    assert first.lease_owner is not None
+    # Leases from now: choosing the partners took time since the first job's claim.
+    moment = jobs.now()
+    expires = moment + timedelta(seconds=settings.lease_seconds)
+    fused_repository.mark_fused(
+        session,
+        job_id=first.id,
+        lease_token=first.lease_owner,
+        device=label,
+        lease_expires_at=expires,
+    )
+    first.device, first.lease_expires_at = label, expires
+    claimed = []
+    for job_id in chosen:
+        token = f"{lease_prefix}:{secrets.token_hex(4)}"
+        job = repository.claim_next_job(
+            session,
+            job_id=job_id,
+            from_status=jobs.CLAIM_FROM,
+            to_status=jobs.CLAIM_TO,
+            lease_token=token,
+            lease_expires_at=expires,
+            now=moment,
+            device=label,
+        )
+        if job is not None:
+            claimed.append(Claimed(job=job, lease_token=token))
+    return claimed
+
+
+def _gives(result: MemberResult) -> Callable[[], TrainingOutcome]:
+    """Worker.settle's `work` for a member whose training already ended."""
+
+    def work() -> TrainingOutcome:
+        if result.error is not None:
+            raise result.error
+        assert result.outcome is not None
+        return result.outcome
+
+    return work
+
+
+def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
+    """Train the claimed jobs as one fused run; each is settled as it leaves."""
+    started = []
+    # Every member's writer first: each renews its member's lease from its own thread, so no
+    # lease lapses while the members after it read their checkpoints.
+    for each in claimed:
+        job = each.job
+        assert job.started_at is not None
+        log.info(
+            "job %s claimed (attempt %d) by %s, %s",
+            job.id,
+            job.attempt,
+            each.lease_token,
+            job.device,
+        )
+        hooks = worker.hooks_for(each)
+        hooks.writer.start()
+        started.append((jobs.stored_spec(job), hooks, each.resume))
+    members: list[Member] = []
+    hooks_of: list[DatabaseHooks] = []
+    for spec, hooks, resume in started:
+        try:
+            uploaded = worker.load_uploaded(spec)
+        except Exception as exc:
+            worker.settle(hooks, work=_gives(MemberResult(error=exc)))
+            continue
+        members.append(Member(spec=spec, hooks=hooks, resume=resume, uploaded=uploaded))
+        hooks_of.append(hooks)
+
+    def leave(index: int, result: MemberResult) -> None:
+        worker.settle(hooks_of[index], work=_gives(result))
+
+    train_fused(members, device=worker.device, on_leave=leave)
