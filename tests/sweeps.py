@@ -3,9 +3,12 @@
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
+from service.statuses import FINAL_STATUSES
+from service.tables import Job
 from service.worker.loop import Worker
 from tests.factories import tiny_spec
 
@@ -30,12 +33,19 @@ def activation_sweep(**overrides: Any) -> dict[str, Any]:
 
 
 def run_trials(sessions: sessionmaker[Session], settings: Settings) -> int:
-    """Train queued jobs with an in-process worker until none is left; how many it ran."""
+    """Train queued jobs with an in-process worker until none is left; how many it ended
+    (a run may train several trials fused)."""
     worker = Worker(settings=settings, sessions=sessions)
-    ran = 0
+    ended = _ended(sessions)
     while worker.run_once():
-        ran += 1
-    return ran
+        pass
+    return _ended(sessions) - ended
+
+
+def _ended(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        query = select(func.count()).select_from(Job).where(Job.status.in_(FINAL_STATUSES))
+        return session.execute(query).scalar_one()
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> dict[str, Any]:

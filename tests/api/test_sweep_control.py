@@ -111,7 +111,8 @@ def test_bayes_draws_a_trial_only_as_an_earlier_one_ends_and_never_repeats_one(
         },
     )
     sweep = submit(client, spec)
-    worker = Worker(settings=settings, sessions=sessions)
+    # Solo, so each run_once ends one trial (two trials of one activation would train fused).
+    worker = Worker(settings=settings.model_copy(update={"fuse_max_jobs": 1}), sessions=sessions)
 
     def state() -> tuple[int, int]:
         body: dict[str, Any] = client.get(f"/v1/sweeps/{sweep['id']}").json()
