@@ -1,7 +1,8 @@
 """The dashboard's sweep pages in headless Chromium against the real api and real workers: a
 grid of four tiny trials followed from the sweeps list to the end, its leaderboard as the API
 ranks it and sorted by a header, one curve per trial, a trial's job page and its ONNX download
-fetched with the key; an unknown sweep leaves nothing to cancel."""
+fetched with the key; an unknown sweep leaves nothing to cancel, a running one is cancelled
+after a confirmation."""
 
 import threading
 from pathlib import Path
@@ -126,3 +127,27 @@ def test_a_sweep_page_ranks_sorts_and_draws_its_trials_and_opens_their_jobs(
     assert not any(api_key in r.url for r in requests), "the key never travels in a URL"
     page.click("#job-sweep a")
     page.locator("#sweep-status", has_text="succeeded").wait_for()
+
+
+def test_a_running_sweep_is_cancelled_from_its_page_after_a_confirmation(
+    page: "Page",
+    server: str,
+    api_key: str,
+    client: httpx.Client,
+) -> None:
+    spec = activation_sweep(parameters={LR: {"values": [0.01, 0.1]}}, parallel=2)
+    sweep_id = submit(client, spec)["id"]
+    sign_in(page, server=server, api_key=api_key)
+    page.goto(f"{server}/#/sweeps/{sweep_id}")
+    page.locator("#sweep-status", has_text="running").wait_for()
+
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    page.click("#cancel-sweep")
+    assert client.get(f"/v1/sweeps/{sweep_id}").json()["status"] == "running"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel-sweep")
+    page.locator("#sweep-status", has_text="cancelled").wait_for()
+
+    assert page.is_hidden("#cancel-sweep")
+    assert client.get(f"/v1/sweeps/{sweep_id}").json()["counts"]["cancelled"] == 2
+    page.locator("#sweep-counts", has_text="2 of 2 trials ended (2 cancelled)").wait_for()
