@@ -2,7 +2,7 @@
 grid of four tiny trials followed from the sweeps list to the end, its leaderboard as the API
 ranks it and sorted by a header, one curve per trial, a trial's job page and its ONNX download
 fetched with the key; an unknown sweep leaves nothing to cancel, a running one is cancelled
-after a confirmation."""
+after a confirmation, a failed trial shows its error."""
 
 import threading
 from pathlib import Path
@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.client.numbers import significant
 from service.settings import Settings
 from tests.browser import attribute, needs_chromium, poll, sign_in
-from tests.factories import tiny_spec
+from tests.factories import diverging_spec, tiny_spec
 from tests.sweeps import activation_sweep, run_trials, submit
 
 if TYPE_CHECKING:
@@ -151,3 +151,29 @@ def test_a_running_sweep_is_cancelled_from_its_page_after_a_confirmation(
     assert page.is_hidden("#cancel-sweep")
     assert client.get(f"/v1/sweeps/{sweep_id}").json()["counts"]["cancelled"] == 2
     page.locator("#sweep-counts", has_text="2 of 2 trials ended (2 cancelled)").wait_for()
+
+
+def test_a_failed_trial_shows_its_error_and_links_to_its_job(
+    page: "Page",
+    server: str,
+    api_key: str,
+    client: httpx.Client,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    spec = activation_sweep(
+        base=diverging_spec(epochs=20), parameters={LR: {"values": [0.01, 1e6]}}, parallel=2
+    )
+    sweep_id = submit(client, spec)["id"]
+    assert run_trials(sessions, settings) == 2
+    failed = client.get(f"/v1/sweeps/{sweep_id}").json()["failed_trials"]
+    sign_in(page, server=server, api_key=api_key)
+    page.goto(f"{server}/#/sweeps/{sweep_id}")
+    page.locator("#sweep-status", has_text="succeeded").wait_for()
+    shown = page.locator("#sweep-failed li").all_inner_texts()
+
+    assert [trial["params"][LR] for trial in failed] == [1e6]
+    assert shown == [f"#{failed[0]['trial']} ({LR}=1,000,000): {failed[0]['error']}"]
+    assert "lower the learning rate" in failed[0]["error"]
+    href = page.get_attribute("#sweep-failed li a", "href")
+    assert href == f"#/jobs/{failed[0]['job_id']}"
