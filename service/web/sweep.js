@@ -160,6 +160,7 @@ function renderBoard(board) {
     { name: "epoch", title: "Epochs", value: (t) => t.epoch, text: (t) => `${formatNumber(t.epoch)} of ${formatNumber(t.epochs)}` },
   ];
   if (!columns.some((c) => c.name === sort.column)) { sort.column = "rank"; sort.descending = false; }
+  const focused = focusedControl();
   const head = $("#sweep-trials thead");
   head.replaceChildren();
   const headRow = head.insertRow();
@@ -193,6 +194,19 @@ function renderBoard(board) {
       if (column.cell) cell.append(column.cell(trial)); else cell.textContent = column.text(trial);
     }
   }
+  if (focused) { const again = $(focused); if (again) again.focus(); }
+  const table = $("#sweep-trials");
+  table.dataset.draws = Number(table.dataset.draws || 0) + 1;
+}
+
+/** The table is redrawn every poll: the header or trial link that had focus gets it back. */
+function focusedControl() {
+  const active = document.activeElement;
+  if (!active || !$("#sweep-trials").contains(active)) return null;
+  const header = active.closest("th");
+  if (header) return `#sweep-trials th[data-column="${header.dataset.column}"] button`;
+  const row = active.closest("tr");
+  return row ? `#sweep-trials tr[data-job="${row.dataset.job}"] a` : null;
 }
 
 function sortable(value) {

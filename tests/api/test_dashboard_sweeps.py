@@ -129,7 +129,7 @@ def test_a_sweep_page_ranks_sorts_and_draws_its_trials_and_opens_their_jobs(
     page.locator("#sweep-status", has_text="succeeded").wait_for()
 
 
-def test_a_running_sweep_is_cancelled_from_its_page_after_a_confirmation(
+def test_a_running_sweep_keeps_its_sort_and_is_cancelled_after_a_confirmation(
     page: "Page",
     server: str,
     api_key: str,
@@ -140,6 +140,19 @@ def test_a_running_sweep_is_cancelled_from_its_page_after_a_confirmation(
     sign_in(page, server=server, api_key=api_key)
     page.goto(f"{server}/#/sweeps/{sweep_id}")
     page.locator("#sweep-status", has_text="running").wait_for()
+
+    # The leaderboard is redrawn every poll; the sort and the focused header survive it.
+    lr_header = f"#sweep-trials th[data-column='params.{LR}']"
+    page.click(f"{lr_header} button")
+    draws = attribute(page, "#sweep-trials", "data-draws")
+    poll(
+        page,
+        lambda: attribute(page, "#sweep-trials", "data-draws"),
+        lambda count: count >= draws + 2,
+        "two more polls of the leaderboard",
+    )
+    assert page.get_attribute(lr_header, "aria-sort") == "ascending"
+    assert page.evaluate("document.activeElement.closest('th')?.dataset.column") == f"params.{LR}"
 
     page.once("dialog", lambda dialog: dialog.dismiss())
     page.click("#cancel-sweep")
