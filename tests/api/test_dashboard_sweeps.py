@@ -1,7 +1,7 @@
 """The dashboard's sweep pages in headless Chromium against the real api and real workers: a
 grid of four tiny trials followed from the sweeps list to the end, its leaderboard as the API
 ranks it and sorted by a header, one curve per trial, a trial's job page and its ONNX download
-fetched with the key; an unknown sweep leaves nothing to cancel, a running one is cancelled
+fetched with the key; an unknown or another key's sweep leaves nothing to cancel, a running one is cancelled
 after a confirmation, a failed trial shows its error."""
 
 import threading
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.client.numbers import significant
 from service.settings import Settings
 from tests.browser import attribute, needs_chromium, poll, sign_in
+from tests.conftest import create_api_key
 from tests.factories import diverging_spec, tiny_spec
 from tests.sweeps import activation_sweep, run_trials, submit
 
@@ -42,15 +43,23 @@ def test_a_sweep_page_ranks_sorts_and_draws_its_trials_and_opens_their_jobs(
         parallel=4,
     )
     sweep_id = submit(client, spec)["id"]
+    other_key = create_api_key(sessions, name="someone else")
+    foreign = httpx.post(
+        f"{server}/v1/sweeps", json=spec, headers={"Authorization": f"Bearer {other_key}"}
+    ).json()["id"]
     sign_in(page, server=server, api_key=api_key)
     page.click("nav a[href='#/sweeps']")
     page.locator(f"#sweeps-table tr[data-sweep='{sweep_id}'] a").click()
     page.locator("#sweep-status", has_text="running").wait_for()
     assert page.is_visible("#cancel-sweep")
-    page.goto(f"{server}/#/sweeps/no-such-sweep")
-    page.locator("#sweep-name", has_text="Sweep not found").wait_for()
-    assert page.is_hidden("#cancel-sweep")
-    assert page.is_hidden("#sweep-body")
+    for unknown in ("no-such-sweep", foreign):
+        page.goto(f"{server}/#/sweeps/{unknown}")
+        page.locator("#sweep-name", has_text="Sweep not found").wait_for()
+        assert page.is_hidden("#cancel-sweep")
+        assert page.is_hidden("#sweep-body")
+        page.goto(f"{server}/#/sweeps")
+        page.locator(f"#sweeps-table tr[data-sweep='{sweep_id}']").wait_for()
+        assert page.locator(f"#sweeps-table tr[data-sweep='{foreign}']").count() == 0
     page.goto(f"{server}/#/sweeps/{sweep_id}")
     page.locator("#sweep-status", has_text="running").wait_for()
 
