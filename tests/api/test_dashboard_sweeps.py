@@ -1,8 +1,8 @@
 """The dashboard's sweep pages in headless Chromium against the real api and real workers: a
 grid of four tiny trials followed from the sweeps list to the end, its leaderboard as the API
 ranks it and sorted by a header, one curve per trial, a trial's job page and its ONNX download
-fetched with the key; an unknown or another key's sweep leaves nothing to cancel, a running one is cancelled
-after a confirmation, a failed trial shows its error."""
+fetched with the key; an unknown or another key's sweep leaves nothing to cancel, a running one
+is cancelled after a confirmation, a failed trial shows its error."""
 
 import threading
 from pathlib import Path
