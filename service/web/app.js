@@ -10,6 +10,8 @@ import { apiKey, clearApiKey, setApiKey, whenKeyRefused } from "./api.js";
 import { showCompare } from "./compare.js";
 import { showJob } from "./job.js";
 import { showJobs } from "./jobs.js";
+import { showSweep } from "./sweep.js";
+import { showSweeps } from "./sweeps.js";
 
 const $ = (selector) => document.querySelector(selector);
 const routes = [];  // [pattern on location.hash, section id, handler(match, signal)]
@@ -19,6 +21,8 @@ export function addRoute(pattern, view, handler) { routes.push({ pattern, view, 
 
 addRoute(/^#\/jobs\/([\w-]+)$/, "job-view", (match, signal) => showJob(match[1], signal));
 addRoute(/^#\/compare\/([\w,-]+)$/, "compare-view", (match, signal) => showCompare(match[1].split(",").filter(Boolean), signal));
+addRoute(/^#\/sweeps\/([\w-]+)$/, "sweep-view", (match, signal) => showSweep(match[1], signal));
+addRoute(/^#\/sweeps\/?$/, "sweeps-view", (_match, signal) => showSweeps(signal));
 addRoute(/^(#\/?)?$/, "jobs-view", (_match, signal) => showJobs(signal));
 
 function show(view) {

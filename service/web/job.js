@@ -29,6 +29,7 @@ export async function showJob(jobId, signal) {
   $("#job-body").hidden = false;
   document.title = `${job.name || job.id} · PyTorch training service`;
   renderHeader(job);
+  renderSweepLink(job);
   renderConfig(job);
   renderTimes(job);
   bindDownloads(job);
@@ -101,6 +102,7 @@ function resetJobView(jobId) {
   text($("#epochs"), "?");
   $("#job-progress").value = 0;
   $("#job-stop-reason").hidden = true;
+  $("#job-sweep").hidden = true;
   for (const id of ["#job-config", "#job-times", "#plots", "#job-charts", "#checkpoints-table tbody"]) {
     $(id).replaceChildren();
   }
@@ -123,6 +125,17 @@ function renderHeader(job) {
   text($("#job-stop-reason span"), reason);
   $("#job-stop-reason").hidden = !reason;
   text($("#job-error"), job.error || "");
+}
+
+/** A trial's way back to its sweep, with the params it tried. */
+function renderSweepLink(job) {
+  if (!job.sweep_id) return;
+  const link = $("#job-sweep a");
+  link.href = `#/sweeps/${job.sweep_id}`;
+  text(link, job.sweep_id);
+  const params = Object.entries(job.params || {}).map(([key, value]) => `${key}=${JSON.stringify(value)}`);
+  text($("#job-sweep span"), params.length ? `with ${params.join(", ")}` : "");
+  $("#job-sweep").hidden = false;
 }
 
 function showLatest(job, epoch) {

@@ -63,13 +63,14 @@ function datasetText(data) {
   return `${data.kind} (${describe(withoutKey(data, "kind"))})`;
 }
 
-function facts(list, rows) {
+/** A <dl> of [term, value] rows; a value may be text, a node, or a list of them. */
+export function facts(list, rows) {
   list.replaceChildren();
   for (const [term, value] of rows) {
     const dt = document.createElement("dt");
     dt.textContent = term;
     const dd = document.createElement("dd");
-    dd.textContent = value;
+    dd.append(...[value].flat().map((part) => (part instanceof Node ? part : String(part))));
     list.append(dt, dd);
   }
 }
@@ -123,6 +124,16 @@ export function bindDownloads(job) {
   $("#download-metrics").onclick = () => download(
     `/v1/jobs/${job.id}/metrics`, `${job.id}-metrics.csv`, { headers: { Accept: "text/csv" } },
   ).catch(failed);
+  $("#download-onnx").onclick = () => downloadOnnx(job.id).catch(failed);
+}
+
+/** The best checkpoint (else the latest) as ONNX, named after the epoch the server says it holds. */
+async function downloadOnnx(jobId, checkpoint = null) {
+  const query = new URLSearchParams({ format: "onnx" });
+  if (checkpoint !== null) query.set("checkpoint", checkpoint);
+  const response = await api(`/v1/jobs/${jobId}/export?${query}`);
+  const epoch = response.headers.get("X-Checkpoint-Epoch") ?? checkpoint ?? "model";
+  saveBlob(await response.blob(), `job-${jobId}-${epoch}.onnx`);
 }
 
 // --- checkpoints and plots -----------------------------------------------------------------
@@ -243,6 +254,12 @@ function renderCheckpoints(job, checkpoints) {
       `/v1/jobs/${job.id}/checkpoints/${checkpoint.epoch}`,
       `${job.id}-epoch-${checkpoint.epoch}.safetensors`,
     ).catch((error) => { $("#download-error").textContent = error.message; });
-    row.insertCell().append(button);
+    const onnx = document.createElement("button");
+    onnx.type = "button";
+    onnx.textContent = "onnx";
+    onnx.setAttribute("aria-label", `Download the epoch ${checkpoint.epoch} checkpoint as ONNX`);
+    onnx.onclick = () => downloadOnnx(job.id, String(checkpoint.epoch))
+      .catch((error) => { $("#download-error").textContent = error.message; });
+    row.insertCell().append(button, " ", onnx);
   }
 }

@@ -92,7 +92,9 @@ def test_a_job_followed_from_queued_to_cancelled_with_downloads_and_a_prediction
     assert Path(metrics_download.value.path()).read_text() == api_csv
     page.locator("#checkpoints-table tbody tr").first.wait_for()
     with page.expect_download() as checkpoint_download:
-        page.locator("#checkpoints-table tbody tr").last.locator("button").click()
+        page.locator("#checkpoints-table tbody tr").last.locator(
+            "button", has_text="safetensors"
+        ).click()
     final = client.get(f"/v1/jobs/{job_id}/checkpoints/latest")
     weights = Path(checkpoint_download.value.path()).read_bytes()
     assert hashlib.sha256(weights).hexdigest() == final.headers["X-Checkpoint-SHA256"]

@@ -36,6 +36,8 @@ ASSETS = {
     "job_details.js": JS,
     "jobs.js": JS,
     "predict.js": JS,
+    "sweep.js": JS,
+    "sweeps.js": JS,
     "style.css": "text/css",
     "favicon.svg": "image/svg+xml",
     "vendor/uplot/uPlot.iife.min.js": JS,
