@@ -114,7 +114,9 @@ def test_a_worker_killed_mid_trial_leaves_the_sweep_finishing(
             doomed.wait(timeout=30)
         finally:
             doomed.kill()
-        [killed] = [t for t in trials_of(sessions, sweep_id) if t.status == JobStatus.RUNNING]
+        # One trial, or both when the two trained fused.
+        killed = [t for t in trials_of(sessions, sweep_id) if t.status == JobStatus.RUNNING]
+        assert len(killed) in (1, 2)
 
         rescuer = start_service(settings, "worker", log_path=str(tmp_path / "rescuer.log"))
         try:
@@ -133,5 +135,4 @@ def test_a_worker_killed_mid_trial_leaves_the_sweep_finishing(
         3,
     )
     trials = {t.id: t for t in trials_of(sessions, sweep_id)}
-    assert trials[killed.id].attempt == 2
-    assert trials[killed.id].epoch == 3000
+    assert [(trials[t.id].attempt, trials[t.id].epoch) for t in killed] == [(2, 3000)] * len(killed)
