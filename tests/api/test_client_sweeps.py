@@ -7,26 +7,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.test_client import FAST_EVENTS, cli, worker, write_spec
+from tests.api.test_client import _sqlite_only, cli, settings_overrides, worker, write_spec
 from tests.factories import stochastic_spec
 from tests.sweeps import activation_sweep, submit
 
-__all__ = ["worker"]  # the fixture, used by name
-
-HEADER = (
-    "RANK  TRIAL  JOB                               PARAMS               EPOCH  LOSS     STATUS"
-)
-
-
-@pytest.fixture
-def settings_overrides() -> dict[str, object]:
-    return dict(FAST_EVENTS)
-
-
-@pytest.fixture(autouse=True)
-def _sqlite_only(backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("the client speaks HTTP only: run once, on SQLite")
+__all__ = ["_sqlite_only", "settings_overrides", "worker"]  # fixtures, used by name
 
 
 def trial_lines(text: str) -> list[str]:
