@@ -159,3 +159,14 @@ def delete(session: Session, *, sweep_id: str, owner_id: str) -> list[str]:
     sweeps_repository.delete_sweep(session, sweep_id=sweep.id)
     log.info("sweep %s deleted with its %d trials (it was %s)", sweep.id, len(trials), sweep.status)
     return trials
+
+
+def delete_job(session: Session, *, job_id: str, owner_id: str) -> None:
+    """DELETE /v1/jobs/{id}: storage.delete_job, and a queued or running trial gone is a trial
+    ended: its sweep creates the next one (or ends), as when one is cancelled. The sweep's row
+    is locked after the job's, the order every path takes them in."""
+    job = storage.delete_job(session, job_id=job_id, owner_id=owner_id)
+    if job.sweep_id is not None and job.status in ACTIVE_STATUSES:
+        sweep = sweeps_repository.lock_sweep(session, sweep_id=job.sweep_id)
+        if sweep is not None:
+            scheduling.trial_ended(session, sweep=sweep)

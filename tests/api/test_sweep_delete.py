@@ -91,3 +91,20 @@ def test_another_keys_sweep_is_not_found_and_stays(
     assert response.json()["detail"] == f"sweep {sweep['id']!r} does not exist"
     assert client.get(f"/v1/sweeps/{sweep['id']}").json()["status"] == "running"
     assert stored(sessions)[:2] == (1, 2)
+
+
+def test_deleting_a_queued_trial_lets_its_sweep_create_the_next_and_end(
+    client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    sweep = submit(client, activation_sweep(parallel=2))
+    queued = client.get(f"/v1/sweeps/{sweep['id']}/trials").json()["trials"]
+
+    assert client.delete(f"/v1/jobs/{queued[0]['job_id']}").status_code == 204
+
+    after = client.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert after["trials_created"] == 3
+    assert after["counts"]["queued"] == 2
+    assert run_trials(sessions, settings) == 5
+    done = client.get(f"/v1/sweeps/{sweep['id']}").json()
+    assert done["status"] == "succeeded"
+    assert done["counts"]["succeeded"] == 5
