@@ -35,9 +35,10 @@ WHAT_TO_DELETE = (
 )
 
 
-def delete_job(session: Session, *, job_id: str, owner_id: str) -> None:
+def delete_job(session: Session, *, job_id: str, owner_id: str) -> Job:
     """Delete the caller's job, its metrics and its checkpoints; NotFound if it is not theirs.
-    A running job stops at its worker's next write (see the module docstring)."""
+    A running job stops at its worker's next write (see the module docstring). The job's row
+    as it was (a sweep's trial: see sweeps.control.delete_job)."""
     job = repository.get_job(session, job_id=job_id, owner_id=owner_id)
     if job is None:
         raise NotFound(f"job {job_id!r} does not exist")
@@ -46,6 +47,7 @@ def delete_job(session: Session, *, job_id: str, owner_id: str) -> None:
     storage_sql.delete_job(session, job_id=job.id)
     reclaim_on_commit(session)
     log.info("job %s deleted (it was %s)", job.id, job.status)
+    return job
 
 
 def delete_dataset(session: Session, *, dataset_id: str, owner_id: str) -> None:

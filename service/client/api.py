@@ -1,7 +1,10 @@
 """The HTTP API as the client calls it: one httpx client, errors as one exception type."""
 
+import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +15,10 @@ STREAM_READ_TIMEOUT = 60.0
 
 class ClientError(Exception):
     """The server refused a request, or could not be reached; the message says which and why."""
+
+
+class NotFound(ClientError):
+    """The server has no such resource (404), or it is another key's."""
 
 
 class Unavailable(ClientError):
@@ -70,4 +77,15 @@ def check(response: httpx.Response) -> None:
     retry_after = response.headers.get("retry-after", "")
     if response.status_code == 503 and retry_after.isdigit():
         raise Unavailable(message, retry_after=float(retry_after))
+    if response.status_code == 404:
+        raise NotFound(message)
     raise ClientError(message)
+
+
+def read_json(source: str) -> Any:
+    """A spec given on the command line: a file's JSON, or stdin's for "-"."""
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ClientError(f"{source} is not JSON: {error}") from error

@@ -5,20 +5,28 @@ or could not be reached (argparse uses 2 for a bad command line)."""
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from service.client import storage_commands
-from service.client.api import Api, ClientError
-from service.client.describe import describe_job, elapsed, stop_reason
+from service.client import storage_commands, sweep_commands
+from service.client.api import Api, ClientError, NotFound, read_json
+from service.client.describe import describe_job, elapsed, stop_reason, table
 from service.client.numbers import significant
 from service.client.progress import Progress
 from service.client.settings import DEFAULT_URL, ClientSettings
 from service.client.sse import follow
 from service.statuses import ACTIVE_STATUSES, FINAL_STATUSES, JobStatus
 
-COMMANDS = ("submit", "jobs", "show", "metrics", "predict", "cancel", *storage_commands.COMMANDS)
+COMMANDS = (
+    "submit",
+    "jobs",
+    "show",
+    "metrics",
+    "predict",
+    "cancel",
+    *storage_commands.COMMANDS,
+    *sweep_commands.COMMANDS,
+)
 JOB_FAILED = 1
 REFUSED = 3
 INTERRUPTED = 130
@@ -54,9 +62,10 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     show = commands.add_parser(
         "show",
         parents=[connection],
-        help="one job: status, progress, why it stopped, error, configuration, times",
+        help="one job: status, progress, why it stopped, error, configuration, times; or one "
+        "sweep: its summary and leaderboard",
     )
-    show.add_argument("job_id")
+    show.add_argument("job_id", metavar="ID", help="a job's id or a sweep's")
     show.add_argument("--json", action="store_true", help="the API's JSON")
     show.add_argument(
         "--follow", action="store_true", help="then follow it as submit --follow does"
@@ -80,6 +89,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     cancel = commands.add_parser("cancel", parents=[connection], help="cancel a job")
     cancel.add_argument("job_id")
     storage_commands.add_commands(commands, parents=[connection])
+    sweep_commands.add_commands(commands, parents=[connection])
 
 
 def run(args: argparse.Namespace, *, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
@@ -119,11 +129,7 @@ def _key(args: argparse.Namespace, settings: ClientSettings) -> str:
 
 
 def submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()
-    try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ClientError(f"{args.spec} is not JSON: {error}") from error
+    spec = read_json(args.spec)
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
     job = api.json("POST", "/v1/jobs", json=spec, headers=headers)
     out.write(
@@ -135,7 +141,10 @@ def submit(api: Api, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def show(api: Api, args: argparse.Namespace, out: TextIO) -> int:
-    job = api.json("GET", f"/v1/jobs/{args.job_id}")
+    try:
+        job = api.json("GET", f"/v1/jobs/{args.job_id}")
+    except NotFound as not_a_job:
+        return _show_sweep(api, args, out, not_a_job=not_a_job)
     if args.json:
         out.write(json.dumps(job, indent=2) + "\n")
     else:
@@ -145,6 +154,19 @@ def show(api: Api, args: argparse.Namespace, out: TextIO) -> int:
     if job["status"] in ACTIVE_STATUSES:
         return _follow(api, job, out)
     return 0 if job["status"] == JobStatus.SUCCEEDED else JOB_FAILED
+
+
+def _show_sweep(api: Api, args: argparse.Namespace, out: TextIO, *, not_a_job: NotFound) -> int:
+    """`show` of an id that is no job's: a sweep's, else the error says it is neither."""
+    try:
+        found = sweep_commands.show_sweep(api, args.job_id, out, as_json=args.json)
+    except NotFound:
+        raise ClientError(f"{not_a_job}; no sweep has that id either") from None
+    if not args.follow:
+        return 0
+    if found["finished_at"] is None:
+        return sweep_commands.follow_sweep(api, found, out, interval=sweep_commands.POLL_SECONDS)
+    return 0 if found["status"] == "succeeded" else JOB_FAILED
 
 
 def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
@@ -171,7 +193,7 @@ def jobs(api: Api, args: argparse.Namespace, out: TextIO) -> int:
                 job["created_at"][:19].replace("T", " "),
             )
         )
-    out.write(_table(rows))
+    out.write(table(rows))
     return 0
 
 
@@ -195,7 +217,7 @@ def metrics(api: Api, args: argparse.Namespace, out: TextIO) -> int:
                 significant(metric["seconds"]),
             )
         )
-    out.write(_table(rows))
+    out.write(table(rows))
     return 0
 
 
@@ -246,6 +268,7 @@ COMMAND_FUNCTIONS = {
     "predict": predict,
     "cancel": cancel,
     **storage_commands.COMMAND_FUNCTIONS,
+    **sweep_commands.COMMAND_FUNCTIONS,
 }
 
 
@@ -282,12 +305,3 @@ def _outcome(job: dict[str, Any]) -> str:
     if job["error"]:
         line += f"\nerror: {job['error']}"
     return line + "\n"
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        + "\n"
-        for row in rows
-    )

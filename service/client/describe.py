@@ -1,6 +1,7 @@
 """`service show`: a job's state, its configuration (the normalised spec, summarised) and its
 times, as aligned lines."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -103,3 +104,12 @@ def _value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + _fields(value) + "}"
     return str(value)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        + "\n"
+        for row in rows
+    )

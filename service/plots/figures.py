@@ -15,6 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from service.plots.sweep_curves import SweepCurves
 from service.training.hooks import EpochResult
 
 # The tutorials' plot_lib colours classes with the Spectral map, regions at alpha 0.3.
@@ -24,6 +25,9 @@ REGION_ALPHA = 0.3
 DPI = 100
 SQUARE = (6.4, 6.4)  # inches at DPI: 640 x 640 pixels
 WIDE = (9.6, 4.0)  # two panels side by side: 960 x 400 pixels
+SWEEP = (9.6, 5.6)  # a sweep's curves, its legend at the right: 960 x 560 pixels
+# Legend entries per column on a sweep's curves.
+LEGEND_ROWS = 20
 # Where the plot area of a square figure sits, as fractions of it (left, bottom, width, height):
 # fixed, so the same data always lands on the same pixels.
 SQUARE_AXES = (0.1, 0.08, 0.85, 0.85)
@@ -102,6 +106,24 @@ def curves(points: Sequence[EpochResult], *, title: str) -> bytes:
         axes.set_ylabel(label)
         axes.grid(alpha=0.3)
         axes.legend()
+    return _png(figure)
+
+
+def sweep_curves(sweep: SweepCurves) -> bytes:
+    """Every trial's curve of the sweep's metric, one colour each, labelled by its params;
+    a trial that did not end succeeded is drawn dotted and says how it ended."""
+    figure = Figure(figsize=SWEEP, dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(sweep.title)
+    for trial in sweep.trials:
+        ended_early = trial.status != "succeeded"
+        label = f"{trial.label} ({trial.status})" if ended_early else trial.label
+        axes.plot(trial.epochs, trial.values, ":" if ended_early else "-", label=label)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(sweep.metric)
+    axes.grid(alpha=0.3)
+    columns = math.ceil(len(sweep.trials) / LEGEND_ROWS)
+    figure.legend(loc="outside right upper", fontsize=7, ncols=columns)
     return _png(figure)
 
 

@@ -24,7 +24,7 @@ from service.inference.cache import LRU
 from service.inference.loading import LoadedNetwork
 from service.inference.lookup import CheckpointRef
 from service.inference.predictor import Predictor
-from service.plots import figures
+from service.plots import figures, sweep_curves
 from service.plots.data import (
     check_drawable,
     job_samples,
@@ -35,6 +35,7 @@ from service.plots.data import (
 )
 from service.settings import Settings
 from service.specs import JobSpec
+from service.sweeps import control
 from service.tables import Job
 from service.training.datasets import describe_dataset, seeded
 from service.training.hooks import EpochResult
@@ -97,6 +98,11 @@ class Plotter:
     ) -> Plot:
         return await anyio.to_thread.run_sync(
             lambda: self._plot(lambda session: self._job(session, kind, job_id, owner_id, ref))
+        )
+
+    async def sweep_plot(self, *, sweep_id: str, owner_id: str) -> Plot:
+        return await anyio.to_thread.run_sync(
+            lambda: self._plot(lambda session: self._sweep(session, sweep_id, owner_id))
         )
 
     async def dataset_plot(self, *, dataset_id: str, owner_id: str) -> Plot:
@@ -241,6 +247,18 @@ class Plotter:
         return key, lambda: figures.samples(
             pictures=pictures, labels=truth, predicted=predicted, title=title
         )
+
+    # --- a sweep's curves ---
+
+    def _sweep(
+        self, session: Session, sweep_id: str, owner_id: str
+    ) -> tuple[Hashable, Draw | None]:
+        sweep = control.get(session, sweep_id=sweep_id, owner_id=owner_id)
+        key = sweep_curves.cache_key(session, sweep=sweep)
+        if self._cached(key):
+            return key, None
+        curves = sweep_curves.sweep_curves(session, sweep=sweep)
+        return key, lambda: figures.sweep_curves(curves)
 
     # --- datasets ---
 

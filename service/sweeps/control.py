@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from service import admission, jobs
+from service import admission, jobs, storage
 from service.errors import Conflict, InvalidSpec, NotFound
 from service.ids import new_id
 from service.settings import Settings
@@ -138,3 +138,35 @@ def cancel(session: Session, *, sweep_id: str, owner_id: str) -> Sweep:
     session.refresh(sweep)
     log.info("sweep %s cancelled: %d trials were queued or running", sweep.id, len(active))
     return sweep
+
+
+def delete(session: Session, *, sweep_id: str, owner_id: str) -> list[str]:
+    """Delete the sweep with every trial (their metrics and checkpoints: storage.delete_job);
+    the ids of the trials deleted. A running trial stops at its worker's next write, which its
+    deleted lease fences off; no trial ends, so none is created in its place (and a trial that
+    ends in between finds no sweep: lock_sweep_of gives None)."""
+    get(session, sweep_id=sweep_id, owner_id=owner_id)
+    # The order cancel takes the rows in, for the same reason.
+    sweeps_repository.lock_active_trials(session, sweep_id=sweep_id)
+    sweep = sweeps_repository.lock_sweep(session, sweep_id=sweep_id)
+    if sweep is None:
+        raise NotFound(f"sweep {sweep_id!r} does not exist")
+    if sweep.status == SweepStatus.RUNNING:
+        sweeps_repository.set_sweep(session, sweep_id=sweep.id, status=SweepStatus.CANCELLED)
+    trials = [trial.id for trial in sweeps_repository.trials(session, sweep_id=sweep.id)]
+    for trial_id in trials:
+        storage.delete_job(session, job_id=trial_id, owner_id=owner_id)
+    sweeps_repository.delete_sweep(session, sweep_id=sweep.id)
+    log.info("sweep %s deleted with its %d trials (it was %s)", sweep.id, len(trials), sweep.status)
+    return trials
+
+
+def delete_job(session: Session, *, job_id: str, owner_id: str) -> None:
+    """DELETE /v1/jobs/{id}: storage.delete_job, and a queued or running trial gone is a trial
+    ended: its sweep creates the next one (or ends), as when one is cancelled. The sweep's row
+    is locked after the job's, the order every path takes them in."""
+    job = storage.delete_job(session, job_id=job_id, owner_id=owner_id)
+    if job.sweep_id is not None and job.status in ACTIVE_STATUSES:
+        sweep = sweeps_repository.lock_sweep(session, sweep_id=job.sweep_id)
+        if sweep is not None:
+            scheduling.trial_ended(session, sweep=sweep)

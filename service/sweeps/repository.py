@@ -4,7 +4,7 @@ Callers own the transaction; nothing here commits."""
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from service.statuses import ACTIVE_STATUSES, JobStatus
@@ -21,6 +21,10 @@ def get_sweep(session: Session, *, sweep_id: str, owner_id: str | None = None) -
     if owner_id is not None:
         query = query.where(Sweep.owner_id == owner_id)
     return session.scalars(query).one_or_none()
+
+
+def delete_sweep(session: Session, *, sweep_id: str) -> None:
+    session.execute(delete(Sweep).where(Sweep.id == sweep_id))
 
 
 def list_sweeps(

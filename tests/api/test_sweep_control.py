@@ -61,6 +61,8 @@ def test_another_keys_sweep_is_not_found(
             ("GET", f"/v1/sweeps/{sweep['id']}"),
             ("GET", f"/v1/sweeps/{sweep['id']}/trials"),
             ("POST", f"/v1/sweeps/{sweep['id']}/cancel"),
+            ("GET", f"/v1/sweeps/{sweep['id']}/plots/curves.png"),
+            ("DELETE", f"/v1/sweeps/{sweep['id']}"),
         ]:
             response = stranger.request(method, path)
             assert response.status_code == 404, path

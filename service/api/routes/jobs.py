@@ -5,13 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from service import job_reads, jobs, storage
+from service import job_reads, jobs
 from service.api.deps import Caller, PredictorDep, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
 from service.api.views import job_out, job_page_out, metrics_csv, metrics_out
 from service.schemas import JobListOut, JobOut, MetricsOut
 from service.specs import JobSpec
 from service.statuses import JobStatus
+from service.sweeps import control
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 # PostgreSQL refuses text holding NUL: a 422 here, not a database error.
@@ -87,7 +88,7 @@ def delete_job(
 ) -> Response:
     """Delete the job with its metrics and checkpoints, and give their bytes back. A running job
     stops at its worker's next write, within SERVICE_METRICS_FLUSH_SECONDS."""
-    storage.delete_job(session, job_id=job_id, owner_id=caller.id)
+    control.delete_job(session, job_id=job_id, owner_id=caller.id)
     predictor.forget(job_id)
     return Response(status_code=204)
 

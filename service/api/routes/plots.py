@@ -78,6 +78,18 @@ async def job_plot(
 
 
 @router.get(
+    "/v1/sweeps/{sweep_id}/plots/curves.png",
+    response_class=Response,
+    responses=png_responses("The sweep's curves.", 404, 409),
+)
+async def sweep_curves(sweep_id: str, caller: Caller, plotter: PlotterDep) -> Response:
+    """Every trial's curve of the sweep's metric, by epoch, overlaid; each labelled by the
+    params that differ between the trials (a trial that did not succeed is dotted and says how
+    it ended). 409 before any trial has an epoch."""
+    return png(await plotter.sweep_plot(sweep_id=sweep_id, owner_id=caller.id))
+
+
+@router.get(
     "/v1/datasets/{dataset_id}/plot.png",
     response_class=Response,
     responses=png_responses("The uploaded dataset's samples.", 404, 409),

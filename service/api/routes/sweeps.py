@@ -1,11 +1,11 @@
-"""/v1/sweeps: submit, list, read, leaderboard, cancel."""
+"""/v1/sweeps: submit, list, read, leaderboard, cancel, delete."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import PlainTextResponse, Response
 
-from service.api.deps import Caller, ReadSession, SettingsDep, WriteSession
+from service.api.deps import Caller, PredictorDep, ReadSession, SettingsDep, WriteSession
 from service.api.errors import responses
 from service.api.sweep_views import sweep_out, sweep_page_out, trials_csv, trials_out
 from service.schemas import SweepListOut, SweepOut, TrialsOut
@@ -72,3 +72,15 @@ def cancel_sweep(sweep_id: str, caller: Caller, session: WriteSession) -> SweepO
     """Queue no more trials; cancel the queued ones, stop the running ones at their next epoch."""
     sweep = control.cancel(session, sweep_id=sweep_id, owner_id=caller.id)
     return sweep_out(reads.summary(session, sweep=sweep))
+
+
+@router.delete("/{sweep_id}", status_code=204, responses=responses(404, 507))
+def delete_sweep(
+    sweep_id: str, caller: Caller, session: WriteSession, predictor: PredictorDep
+) -> Response:
+    """Delete the sweep and every trial with its metrics and checkpoints, and give their bytes
+    back; a running sweep creates no more trials, and its running trials stop at their
+    worker's next write, within SERVICE_METRICS_FLUSH_SECONDS."""
+    for trial_id in control.delete(session, sweep_id=sweep_id, owner_id=caller.id):
+        predictor.forget(trial_id)
+    return Response(status_code=204)
