@@ -42,7 +42,8 @@ def run(specs: list[dict[str, Any]], *, fuse: bool, threads: int, device: str) -
         service = Service(
             data_dir=Path(scratch) / "data", database_url="", threads=threads, device=device
         )
-        service.env["SERVICE_FUSE_MAX_JOBS"] = service.env.get("SERVICE_FUSE_MAX_JOBS", "16")
+        # Fused: the service's own group size (SERVICE_FUSE_MAX_JOBS from the environment, else
+        # its default), as a user gets it.
         if not fuse:
             service.env["SERVICE_FUSE_MAX_JOBS"] = "1"
         service.env["SERVICE_MAX_ACTIVE_JOBS_PER_KEY"] = str(max(100, len(specs)))
