@@ -267,3 +267,29 @@ class SweepOut(BaseModel):
 class SweepListOut(BaseModel):
     sweeps: list[SweepOut]
     next_cursor: str | None
+
+
+class TrialEpochEventOut(BaseModel):
+    """The data of an `epoch` event on GET /v1/sweeps/{id}/events."""
+
+    job_id: str
+    trial: int = Field(description="The trial's number in its sweep, from 1.")
+    epoch: int
+    metrics: EpochMetricOut
+
+
+class TrialStatusEventOut(BaseModel):
+    """The data of a `status` event on GET /v1/sweeps/{id}/events: a trial's new status."""
+
+    job_id: str
+    trial: int
+    status: JobStatus
+    stop_reason: str | None
+    error: str | None
+
+
+class SweepStatusEventOut(BaseModel):
+    """The data of the `sweep` event that ends GET /v1/sweeps/{id}/events."""
+
+    status: SweepStatus
+    error: str | None

@@ -2,6 +2,7 @@
 Callers own the transaction; nothing here commits."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
@@ -158,3 +159,38 @@ def best_value_up_to(
     query = select(best).where(EpochMetric.job_id == job_id, EpochMetric.epoch <= epoch)
     value = session.scalar(query)
     return None if value is None else float(value)
+
+
+# --- the sweep's event stream ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialState:
+    """What GET /v1/sweeps/{id}/events compares of a trial from one poll to the next."""
+
+    job_id: str
+    status: JobStatus
+    stop_reason: str | None
+    error: str | None
+    trial: int  # its number in the sweep, from 1
+    epoch: int  # its last stored epoch
+
+
+def trial_states(session: Session, *, sweep_id: str) -> list[TrialState]:
+    """The sweep's trials in trial order, as TrialStates."""
+    query = (
+        select(Job.id, Job.sweep_trial, Job.status, Job.stop_reason, Job.error, Job.epoch)
+        .where(Job.sweep_id == sweep_id)
+        .order_by(Job.sweep_trial)
+    )
+    return [
+        TrialState(
+            job_id=job_id,
+            trial=(trial or 0) + 1,  # stored from 0, shown from 1 as on the leaderboard
+            status=JobStatus(status),
+            stop_reason=stop_reason,
+            error=error,
+            epoch=epoch,
+        )
+        for job_id, trial, status, stop_reason, error, epoch in session.execute(query)
+    ]

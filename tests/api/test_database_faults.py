@@ -20,6 +20,7 @@ from tests.conftest import POSTGRES_URL
 from tests.factories import tiny_spec
 from tests.proxy import Proxy
 from tests.servers import serve_in_thread
+from tests.sweeps import activation_sweep, submit
 
 # The client's patience: a request during the cut must be answered well within it.
 PATIENCE = httpx.Timeout(20.0)
@@ -98,6 +99,28 @@ def test_while_postgres_is_cut_off_the_api_answers_503_then_recovers_by_itself(
         follower.join(timeout=120)
         assert not follower.is_alive()
         assert [e.data["status"] for e in events if e.event == "status"][-1] == "cancelled"
+
+
+def test_a_sweeps_stream_ends_with_an_error_event_while_postgres_is_cut_off(
+    proxied: str, proxy: Proxy, api_key: str
+) -> None:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=proxied, headers=headers, timeout=PATIENCE) as client:
+        sweep_id = submit(client, activation_sweep())["id"]
+
+        with client.stream("GET", f"/v1/sweeps/{sweep_id}/events") as stream:
+            lines = stream.iter_lines()
+            assert '"status":"queued"' in next(line for line in lines if line.startswith("data:"))
+            proxy.cut()
+            rest = list(lines)
+        assert rest[rest.index("event: error") - 1] == "retry: 5000"
+        assert '"error":"DatabaseUnavailable"' in rest[rest.index("event: error") + 1]
+        assert "event: sweep" not in rest
+        reconnect = client.get(f"/v1/sweeps/{sweep_id}/events")
+        assert (reconnect.status_code, reconnect.headers.get("retry-after")) == (503, "5")
+
+        proxy.restore()
+        assert client.get(f"/v1/sweeps/{sweep_id}").json()["status"] == "running"
 
 
 # --- SQLite at its page limit -----------------------------------------------------------------

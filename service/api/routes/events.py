@@ -46,7 +46,7 @@ def _inlined(model: type[BaseModel]) -> dict[str, Any]:
     return dict(inline(schema))
 
 
-def _event(name: str, data: type[BaseModel], **fields: dict[str, Any]) -> dict[str, Any]:
+def event_schema(name: str, data: type[BaseModel], **fields: dict[str, Any]) -> dict[str, Any]:
     """One event as schemathesis and OpenAPI 3.2 read a stream: an object per event."""
     return {
         "type": "object",
@@ -65,9 +65,9 @@ def _event(name: str, data: type[BaseModel], **fields: dict[str, Any]) -> dict[s
 
 EVENT_SCHEMA = {
     "oneOf": [
-        _event("status", StatusEventOut),
-        _event("epoch", EpochMetricOut, id={"type": "string", "pattern": EVENT_ID_PATTERN}),
-        _event("error", ErrorOut, retry={"type": "integer", "minimum": 0}),
+        event_schema("status", StatusEventOut),
+        event_schema("epoch", EpochMetricOut, id={"type": "string", "pattern": EVENT_ID_PATTERN}),
+        event_schema("error", ErrorOut, retry={"type": "integer", "minimum": 0}),
     ]
 }
 

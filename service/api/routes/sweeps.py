@@ -1,14 +1,31 @@
-"""/v1/sweeps: submit, list, read, leaderboard, cancel, delete."""
+"""/v1/sweeps: submit, list, read, leaderboard, events, cancel, delete."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
-from service.api.deps import Caller, PredictorDep, ReadSession, SettingsDep, WriteSession
+from service.api.deps import (
+    Caller,
+    PredictorDep,
+    ReadSession,
+    SessionFactory,
+    SettingsDep,
+    WriteSession,
+)
 from service.api.errors import responses
+from service.api.routes.events import EVENT_STREAM, event_schema
+from service.api.sweep_stream import SweepStream
 from service.api.sweep_views import sweep_out, sweep_page_out, trials_csv, trials_out
-from service.schemas import SweepListOut, SweepOut, TrialsOut
+from service.schemas import (
+    ErrorOut,
+    SweepListOut,
+    SweepOut,
+    SweepStatusEventOut,
+    TrialEpochEventOut,
+    TrialsOut,
+    TrialStatusEventOut,
+)
 from service.sweeps import control, reads
 from service.sweeps.spec import SweepSpec
 
@@ -65,6 +82,60 @@ def get_trials(
     if accept is not None and "text/csv" in accept:
         return PlainTextResponse(trials_csv(rows), media_type="text/csv")
     return trials_out(sweep, rows)
+
+
+EVENTS_DESCRIPTION = """Server-Sent Events, ending after the sweep has ended and every trial
+with it:
+
+- `event: status`, data a TrialStatusEventOut: each trial's status when first seen, then at
+  every change (one shorter than SERVICE_EVENTS_POLL_SECONDS may not be seen);
+- `event: epoch`, data a TrialEpochEventOut: every stored epoch of every trial once, in order
+  within its trial;
+- `: keep-alive` comments while nothing happens;
+- `event: sweep`, data a SweepStatusEventOut: the sweep's final status, the last event;
+- `event: error`, data an ErrorOut, with `retry: <ms>`: the database failed; the stream ends
+  here (a reconnect starts it over)."""
+EVENTS_SCHEMA = {
+    "oneOf": [
+        event_schema("status", TrialStatusEventOut),
+        event_schema("epoch", TrialEpochEventOut),
+        event_schema("sweep", SweepStatusEventOut),
+        event_schema("error", ErrorOut, retry={"type": "integer", "minimum": 0}),
+    ]
+}
+
+
+@router.get(
+    "/{sweep_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **responses(404),
+        200: {
+            "content": {EVENT_STREAM: {"schema": EVENTS_SCHEMA}},
+            "description": EVENTS_DESCRIPTION,
+        },
+    },
+)
+def sweep_events(
+    sweep_id: str,
+    caller: Caller,
+    session: ReadSession,
+    settings: SettingsDep,
+    sessions: SessionFactory,
+) -> StreamingResponse:
+    """Follow a sweep live: its trials' epochs and status changes, until it ends."""
+    sweep = control.get(session, sweep_id=sweep_id, owner_id=caller.id)
+    stream = SweepStream(
+        sessions=sessions,
+        sweep_id=sweep.id,
+        poll_seconds=settings.events_poll_seconds,
+        keepalive_seconds=settings.events_keepalive_seconds,
+    )
+    return StreamingResponse(
+        stream.events(),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.post("/{sweep_id}/cancel", response_model=SweepOut, responses=responses(404, 409, 507))
