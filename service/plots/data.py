@@ -8,8 +8,12 @@ from sqlalchemy.orm import Session
 
 from service import datasets, specs
 from service.errors import Conflict
+from service.inference.evaluation import evaluate
+from service.inference.loading import LoadedNetwork
+from service.inference.lookup import Target
 from service.specs import JobSpec
-from service.training.datasets import make_dataset, seeded
+from service.training import holdout, randomness
+from service.training.datasets import Tensors, make_dataset, seeded
 
 # Values beyond this cannot be laid out on axes (their range overflows).
 LARGEST_DRAWABLE = 1e30
@@ -25,6 +29,30 @@ def job_tensors(session: Session, *, spec: JobSpec) -> tuple[torch.Tensor, torch
         return datasets.load_arrays(session, dataset_id=dataset.id)
     assert spec.seed is not None  # a stored spec is normalised
     return make_dataset(seeded(dataset, seed=spec.seed))
+
+
+def held_out(session: Session, *, spec: JobSpec) -> tuple[Tensors, bool]:
+    """The job's validation split as its worker held it out (same seed, same stream), and True;
+    or, for a job without one, all its samples and False."""
+    assert spec.seed is not None  # a stored spec is normalised
+    inputs, targets = job_tensors(session, spec=spec)
+    train, validation = holdout.split(
+        inputs=inputs,
+        targets=targets,
+        fraction=spec.validation_fraction,
+        generator=randomness.generator(spec.seed, stream="validation"),
+    )
+    return (train, False) if validation is None else (validation, True)
+
+
+def confusion(
+    *, loaded: LoadedNetwork, target: Target, inputs: torch.Tensor, targets: torch.Tensor
+) -> np.ndarray:
+    """The checkpoint's confusion matrix on the samples (rows true classes, columns predicted),
+    as evaluate computes it."""
+    result = evaluate(loaded=loaded, target=target, inputs=inputs, targets=targets)
+    assert result.confusion_matrix is not None  # a classifier's evaluation has one
+    return np.array(result.confusion_matrix, dtype=np.int64)
 
 
 def job_samples(session: Session, *, spec: JobSpec) -> Arrays:

@@ -214,3 +214,31 @@ def samples(
             text, colour = f"{labels[index]} -> {predicted[index]}", "red"
         axes.set_title(text, fontsize=8, color=colour)
     return _png(figure)
+
+
+# Classes up to which each cell of a confusion matrix shows its count and each class its name.
+ANNOTATED_CLASSES = 20
+
+
+def confusion(*, matrix: np.ndarray, names: Sequence[str], title: str) -> bytes:
+    """A confusion matrix: true classes down, predicted across, each cell shaded by its share of
+    its true class, with its count written in when there are few classes."""
+    # Laid out around the class names, however long they are.
+    figure = Figure(figsize=SQUARE, dpi=DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    totals = matrix.sum(axis=1, keepdims=True)
+    shares = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    classes = len(names)
+    if classes <= ANNOTATED_CLASSES:
+        ticks = np.arange(classes)
+        axes.set_xticks(ticks, labels=names)
+        axes.tick_params(axis="x", labelrotation=45 if classes > 5 else 0)
+        axes.set_yticks(ticks, labels=names)
+        for (row, column), count in np.ndenumerate(matrix):
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=8)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    return _png(figure)

@@ -27,6 +27,8 @@ from service.inference.predictor import Predictor
 from service.plots import figures, sweep_curves
 from service.plots.data import (
     check_drawable,
+    confusion,
+    held_out,
     job_samples,
     job_tensors,
     plottable_inputs,
@@ -50,11 +52,12 @@ class JobPlot(StrEnum):
     FIT = "fit"
     DATA = "data"
     SAMPLES = "samples"
+    CONFUSION = "confusion"
 
     @property
     def from_checkpoint(self) -> bool:
         """Drawn by a checkpoint's network, so a request may name which one."""
-        return self in (JobPlot.DECISION_BOUNDARY, JobPlot.FIT, JobPlot.SAMPLES)
+        return self in (JobPlot.DECISION_BOUNDARY, JobPlot.FIT, JobPlot.SAMPLES, JobPlot.CONFUSION)
 
 
 # Points per side of the grid a decision boundary is evaluated on (the tutorials use 220).
@@ -85,6 +88,7 @@ class Plotter:
         self.sessions = sessions
         self.predictor = predictor
         self.max_samples = settings.max_plot_samples
+        self.max_evaluate_samples = settings.max_evaluate_samples
         self.cache: LRU[Hashable, bytes] = LRU(capacity=settings.plot_cache_size)
         self.renders = 0
         self.hits = 0
@@ -148,6 +152,8 @@ class Plotter:
             return self._data(session, job, spec)
         if kind == "samples":
             return self._samples(session, job, spec, ref)
+        if kind == "confusion":
+            return self._confusion(session, job, spec, ref)
         data = job_shape(spec)
         if kind == "decision_boundary":
             if spec.task != "classification" or data.input_shape != (2,):
@@ -247,6 +253,35 @@ class Plotter:
         return key, lambda: figures.samples(
             pictures=pictures, labels=truth, predicted=predicted, title=title
         )
+
+    def _confusion(
+        self, session: Session, job: Job, spec: JobSpec, ref: CheckpointRef | None
+    ) -> tuple[Hashable, Draw | None]:
+        data = job_shape(spec)
+        if spec.task != "classification":
+            raise Conflict(
+                f"confusion.png counts a classifier's predictions by true class; job {job.id} "
+                f"is a {spec.task}: use "
+                + ("fit.png or curves.png" if _is_fit(spec, data.input_shape) else "curves.png")
+            )
+        if data.samples > self.max_evaluate_samples:
+            raise Conflict(
+                f"job {job.id}'s dataset has {data.samples:,} samples; confusion.png evaluates "
+                f"at most {self.max_evaluate_samples:,} (SERVICE_MAX_EVALUATE_SAMPLES)"
+            )
+        target = self.predictor.resolve(session, job_id=job.id, owner_id=job.owner_id, ref=ref)
+        key = ("confusion", *target.key)
+        if self._cached(key):
+            return key, None
+        loaded = self.predictor.load(session, target=target)
+        (inputs, targets), validation = held_out(session, spec=spec)
+        matrix = confusion(loaded=loaded, target=target, inputs=inputs, targets=targets)
+        names = data.class_names or tuple(str(c) for c in range(len(matrix)))
+        split = "validation split" if validation else "training data (no validation split)"
+        title = _title(
+            job, f"epoch {target.epoch} ({target.kind}) on its {split}, {len(targets):,} samples"
+        )
+        return key, lambda: figures.confusion(matrix=matrix, names=names, title=title)
 
     # --- a sweep's curves ---
 

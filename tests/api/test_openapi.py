@@ -55,6 +55,7 @@ def test_the_job_plots_are_one_route_whose_names_are_listed(server: str) -> None
         "fit",
         "data",
         "samples",
+        "confusion",
     ]
     assert set(operation["responses"]) == {"200", "401", "404", "409", "413", "422", "503"}
     assert "image/png" in operation["responses"]["200"]["content"]

@@ -172,7 +172,8 @@ def test_a_plot_that_does_not_apply_is_409_saying_why(
     assert ignored.status_code == 200
     unknown = client.get(f"/v1/jobs/{classifier['id']}/plots/loss.png")
     assert unknown.status_code == 422
-    assert "'curves', 'decision_boundary', 'fit', 'data' or 'samples'" in unknown.json()["detail"]
+    names = "'curves', 'decision_boundary', 'fit', 'data', 'samples' or 'confusion'"
+    assert names in unknown.json()["detail"]
 
 
 def test_plots_need_the_owners_key(

@@ -26,7 +26,10 @@ JOB_PLOTS = """The job's plots, by name:
 - `data`: the tutorials' plot_data for the job's own samples, as its worker drew them: 1 or 2
   input features (409 otherwise).
 - `samples`: a classifier on pictures: its first 36 pictures with their labels, and, once it
-  has a checkpoint, the network's predictions, wrong ones in red (409 for other jobs)."""
+  has a checkpoint, the network's predictions, wrong ones in red (409 for other jobs).
+- `confusion`: a classifier's confusion matrix (true classes down, predicted across, class
+  names as labels), from a checkpoint, on the job's validation split, or on its training data
+  when it has none (the title says which); 409 for a regression or before its first checkpoint."""
 
 
 def png_responses(description: str, *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -58,7 +61,8 @@ def png(plot: Plot) -> Response:
 async def job_plot(
     job_id: str,
     name: Annotated[
-        JobPlot, Path(description="Which plot: curves, decision_boundary, fit, data, samples")
+        JobPlot,
+        Path(description="Which plot: curves, decision_boundary, fit, data, samples, confusion"),
     ],
     caller: Caller,
     plotter: PlotterDep,
@@ -67,8 +71,8 @@ async def job_plot(
         Query(
             # Documented, and checked by parse_ref, whose 422 says what a ref can be.
             json_schema_extra={"pattern": CHECKPOINT_REF_PATTERN},
-            description="decision_boundary, fit and samples: best, final, latest or an epoch; "
-            "default best, else latest",
+            description="decision_boundary, fit, samples and confusion: best, final, latest or "
+            "an epoch; default best, else latest",
         ),
     ] = None,
 ) -> Response:
