@@ -14,9 +14,17 @@ export function inputShape(spec) {
   if (data.kind === "spiral") return [2];
   if (data.kind === "quadratic") return [1];
   if (data.kind === "sum_bins") return [data.features];
+  if (data.kind === "digits") return [1, 8, 8];
+  if (data.kind === "shapes") return [1, data.size, data.size];
   if (data.kind === "inline") return shapeOf(data.inputs[0]);
   if (data.kind === "uploaded" && data.shape) return data.shape.input_shape;
   return null;
+}
+
+/** Whether the job trains on pictures: the built-in ones, or an upload of them. */
+function isPictures(spec) {
+  const data = spec.dataset;
+  return data.kind === "digits" || data.kind === "shapes" || Boolean(data.shape && data.shape.images);
 }
 
 function shapeOf(value) {
@@ -149,6 +157,8 @@ export function plotsFor(job, checkpoints) {
   if (spec.task === "classification") {
     want("decision_boundary", count === 2 && saved,
       count === 2 ? "after the first checkpoint" : `needs 2 input features, not ${count ?? "?"}`);
+    want("confusion", saved, "after the first checkpoint");
+    if (isPictures(spec)) plots.push("samples");
   } else {
     const single = count === 1 && outputCount(spec) === 1;
     want("fit", single && saved, single ? "after the first checkpoint" : "needs 1 input feature and 1 output");

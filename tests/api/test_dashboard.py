@@ -16,6 +16,7 @@ from service.worker.loop import Worker
 from tests.browser import needs_chromium, poll, sign_in
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec
+from tests.unit.training.test_pictures import shapes_spec
 
 pytestmark = needs_chromium
 
@@ -162,6 +163,13 @@ def test_an_unknown_or_foreign_job_leaves_nothing_of_the_previous_one_to_cancel(
     assert "decision_boundary: needs 2 input features, not 784" in page.inner_text("#plots-note")
     assert "Expected inputs: shape [n, 784]" in page.inner_text("#predict-shape")
     assert not [url for url in requested if "/plots/" in url], "no plot can apply yet"
+
+    # A picture job shows its samples before any checkpoint; its confusion matrix waits for one.
+    pictures = client.post("/v1/jobs", json=shapes_spec(name="pictures")).json()["id"]
+    page.goto(f"{server}/#/jobs/{pictures}")
+    page.locator("#plot-samples img").wait_for()
+    assert "confusion: after the first checkpoint" in page.inner_text("#plots-note")
+    assert f"{server}/v1/jobs/{pictures}/plots/samples.png" in requested
 
     formatted = page.evaluate(
         "import('/dashboard/format.js').then(m => "
