@@ -100,3 +100,19 @@ def test_thinning_keeps_at_most_the_limit_spread_over_all_samples() -> None:
     assert kept_inputs[0, 0] == 0
     assert kept_inputs[-1, 0] == 999
     assert np.bincount(kept_targets).tolist() == [25, 25, 25, 25]
+
+
+def test_a_confusion_matrix_shades_each_cell_by_its_share_of_its_true_class() -> None:
+    # Class 0 always right (its diagonal cell darkest), class 1 never (its diagonal cell white).
+    png = figures.confusion(matrix=np.array([[8, 0], [4, 0]]), names=["cat", "dog"], title="t")
+    picture = pixels(png)
+    assert picture.shape == (640, 640, 3)
+    blues = matplotlib.colormaps["Blues"]
+    darkest = np.round(np.array(blues(1.0)[:3]) * 255)
+    lightest = np.round(np.array(blues(0.0)[:3]) * 255)
+    colours = {tuple(colour) for colour in picture.reshape(-1, 3)}
+    assert tuple(darkest.astype(int)) in colours
+    assert tuple(lightest.astype(int)) in colours
+    # Too many classes to name each one: still drawn, without a count per cell.
+    many = figures.confusion(matrix=np.eye(50, dtype=np.int64), names=[""] * 50, title="50")
+    assert pixels(many).shape == (640, 640, 3)
