@@ -215,15 +215,18 @@ def terminate_backends(sessions: sessionmaker[Session], ports: set[int]) -> int:
         return int(session.execute(query, {"ports": sorted(ports)}).scalar() or 0)
 
 
-def waiting_on_a_lock(sessions: sessionmaker[Session], pids: list[int], port: int) -> int:
-    """How many of these processes' connections wait on a lock in the database."""
-    ports = set().union(*(ports_to(pid, port) for pid in pids))
+def waiting_on_a_lock(sessions: sessionmaker[Session], pids: list[int], port: int) -> set[int]:
+    """Which of these processes have a connection waiting on a lock in the database. Counted by
+    process, not by connection: a worker whose metrics writer waits may store a checkpoint from
+    its training thread as well, a second waiting connection while the other worker has none."""
+    owner = {local: pid for pid in pids for local in ports_to(pid, port)}
     with transaction(sessions) as session:
         query = text(
-            "SELECT count(*) FROM pg_stat_activity "
+            "SELECT client_port FROM pg_stat_activity "
             "WHERE client_port = ANY(:ports) AND wait_event_type = 'Lock'"
         )
-        return int(session.execute(query, {"ports": sorted(ports)}).scalar() or 0)
+        waiting = session.execute(query, {"ports": sorted(owner)}).scalars()
+        return {owner[local] for local in waiting}
 
 
 def test_every_connection_of_service_up_killed_mid_training_costs_the_jobs_nothing(
@@ -254,7 +257,8 @@ def test_every_connection_of_service_up_killed_mid_training_costs_the_jobs_nothi
                 text("SELECT id FROM jobs WHERE id = ANY(:ids) FOR UPDATE"),
                 {"ids": training(sessions, job_ids)},
             )
-            wait_for(lambda: waiting_on_a_lock(sessions, before, database_port) == 2)
+            workers = service_children(up.pid, "worker")
+            wait_for(lambda: waiting_on_a_lock(sessions, workers, database_port) == set(workers))
             held = {pid: ports_to(pid, database_port) for pid in before}
             # Each api process holds its pool's; each worker its pool's and the connection it
             # LISTENs on for queued jobs.
