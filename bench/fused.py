@@ -56,9 +56,10 @@ class NoHooks:
 def configurations(example: str, *, jobs: int, epochs: int) -> list[JobSpec]:
     """`jobs` normalised specs of an example: learning rate x weight decay x seed."""
     base = json.loads((EXAMPLES / f"{example}.json").read_text())
-    grid = itertools.product((1e-3, 3e-3, 1e-2, 3e-2), (0.0, 1e-5, 1e-4, 1e-3), range(1, 1000))
+    # Every learning rate x weight decay pair with seed 1, then with seed 2... (16 pairs x seeds).
+    grid = itertools.product(range(1, 1000), (1e-3, 3e-3, 1e-2, 3e-2), (0.0, 1e-5, 1e-4, 1e-3))
     specs = []
-    for lr, weight_decay, seed in itertools.islice(grid, jobs):
+    for seed, lr, weight_decay in itertools.islice(grid, jobs):
         optimizer = base["optimizer"] | {"lr": lr, "weight_decay": weight_decay}
         raw = base | {"optimizer": optimizer, "seed": seed, "epochs": epochs}
         spec = JobSpec.model_validate(raw)

@@ -24,7 +24,9 @@ from service_overhead import Service, example, timestamp
 
 def configurations(name: str, *, jobs: int, epochs: int) -> list[dict[str, Any]]:
     base = example(name, epochs=epochs)
-    grid = itertools.product((1e-3, 3e-3, 1e-2, 3e-2), (0.0, 1e-5, 1e-4, 1e-3), range(1, 1000))
+    # Every learning rate x weight decay pair with seed 1, then with seed 2...: 64 jobs are the
+    # 16 pairs x 4 seeds, each pair its own optimizer numbers.
+    grid = itertools.product(range(1, 1000), (1e-3, 3e-3, 1e-2, 3e-2), (0.0, 1e-5, 1e-4, 1e-3))
     return [
         base
         | {
@@ -32,7 +34,7 @@ def configurations(name: str, *, jobs: int, epochs: int) -> list[dict[str, Any]]
             "optimizer": base["optimizer"] | {"lr": lr, "weight_decay": weight_decay},
             "seed": seed,
         }
-        for n, (lr, weight_decay, seed) in enumerate(itertools.islice(grid, jobs))
+        for n, (seed, lr, weight_decay) in enumerate(itertools.islice(grid, jobs))
     ]
 
 
