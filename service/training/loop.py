@@ -9,7 +9,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -124,6 +124,76 @@ def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> s
     return set()
 
 
+@dataclass(frozen=True)
+class EpochEnd:
+    """What an epoch's numbers decide (end_epoch), for the loop to act on."""
+
+    stop: StopReason | None  # why training ends after this epoch, short of its last; else None
+    checkpoint: frozenset[CheckpointKind]  # the kinds of this epoch's checkpoint; empty: none
+    metric: float | None  # this epoch's value of the spec's best_metric
+    best: float | None  # the best value so far, this epoch's included
+    patience: Patience  # early stopping's count after this epoch
+    last: bool  # training ends after this epoch: stopped, or its last
+
+
+def end_epoch(
+    spec: JobSpec,
+    *,
+    epoch: int,
+    lr: float,
+    numbers: Sequence[tuple[float, float | None]],
+    seconds: float,
+    schedule: LRScheduler | None,
+    hooks: TrainingHooks,
+    best: float | None,
+    patience: Patience,
+) -> EpochEnd:
+    """An epoch's end, the same for a solo run and each fused member: check its loss, step the
+    schedule, report its metrics, count early stopping, ask the hooks whether to stop, and
+    decide its checkpoint. `numbers`: (loss, accuracy) of the training split, then of the
+    validation split if there is one; `lr` the rate the epoch trained with.
+
+    Raises TrainingFailed if a loss is not finite."""
+    assert spec.best_metric is not None
+    (loss, accuracy), *validated = numbers
+    val_loss, val_accuracy = validated[0] if validated else (None, None)
+    check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
+    if schedule is not None:
+        schedule.step()
+    metrics = EpochResult(
+        epoch=epoch,
+        loss=loss,
+        accuracy=accuracy,
+        val_loss=val_loss,
+        val_accuracy=val_accuracy,
+        lr=lr,
+        seconds=seconds,
+    )
+    hooks.on_epoch(metrics)
+    stopped_early = None
+    if spec.early_stopping is not None:
+        patience, stopped_early = early_stopping.observe(
+            patience, rule=spec.early_stopping, epoch=epoch, metrics=metrics
+        )
+    # The last epoch ends training anyway, with nothing cut short. Early stopping goes before
+    # the hooks: the job's work is done, and a shutdown handing it back would resume it past
+    # the epoch it stopped at.
+    stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
+    kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
+    metric = getattr(metrics, spec.best_metric)
+    if kinds and improves(metric, best=best, metric=spec.best_metric):
+        kinds.add("best")
+        best = metric
+    return EpochEnd(
+        stop=stop,
+        checkpoint=frozenset(kinds),
+        metric=metric,
+        best=best,
+        patience=patience,
+        last=stop is not None or epoch == spec.epochs,
+    )
+
+
 def _autocast(
     spec: JobSpec, *, device: torch.device
 ) -> Callable[[], contextlib.AbstractContextManager[object]]:
@@ -207,7 +277,7 @@ def _train_epoch(
 def _checkpoint(
     *,
     epoch: int,
-    kinds: set[CheckpointKind],
+    kinds: frozenset[CheckpointKind],
     metric: float | None,
     network: torch.nn.Module,
     state: TrainingState,
@@ -215,7 +285,7 @@ def _checkpoint(
     check_finite_weights(network.state_dict(), epoch=epoch)
     return Snapshot(
         epoch=epoch,
-        kinds=frozenset(kinds),
+        kinds=kinds,
         metric=metric,
         weights=encode_weights(network),
         state=encode_state(state),
@@ -236,7 +306,7 @@ def train(
     """
     if spec.seed is None or spec.task is None or spec.loss is None or spec.best_metric is None:
         raise ValueError("train() needs a normalised spec; pass it through plan() first")
-    seed, loss_name, best_metric = spec.seed, spec.loss, spec.best_metric
+    seed, loss_name = spec.seed, spec.loss
     classification = spec.task == "classification"
 
     if spec.precision == "bf16" and device.type != "cuda":
@@ -325,39 +395,22 @@ def train(
                     )
                 )
             # The epoch's one sync: every number leaves the device here, together.
-            (loss, accuracy), *validated = read_totals(*measured)
-            val_loss, val_accuracy = validated[0] if validated else (None, None)
+            numbers = read_totals(*measured)
         except RuntimeError as exc:  # out of memory, or a shape the dry run could not foresee
             raise TrainingFailed(f"training failed at epoch {epoch}: {exc}") from exc
-        check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
-        if schedule is not None:
-            schedule.step()
-        metrics = EpochResult(
+        end = end_epoch(
+            spec,
             epoch=epoch,
-            loss=loss,
-            accuracy=accuracy,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
             lr=lr,
+            numbers=numbers,
             seconds=time.perf_counter() - started,
+            schedule=schedule,
+            hooks=hooks,
+            best=best,
+            patience=patience,
         )
-        hooks.on_epoch(metrics)
-
-        stopped_early = None
-        if rule is not None:
-            patience, stopped_early = early_stopping.observe(
-                patience, rule=rule, epoch=epoch, metrics=metrics
-            )
-        # The last epoch ends training anyway, with nothing cut short. Early stopping goes before
-        # the hooks: the job's work is done, and a shutdown handing it back would resume it past
-        # the epoch it stopped at.
-        stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-        kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
-        if kinds:
-            metric = getattr(metrics, best_metric)
-            if improves(metric, best=best, metric=best_metric):
-                kinds.add("best")
-                best = metric
+        best, patience = end.best, end.patience
+        if end.checkpoint:
             state = TrainingState(
                 epoch=epoch,
                 optimizer=optimizer.state_dict(),
@@ -372,9 +425,10 @@ def train(
                 patience=patience if rule is not None else None,
                 pictures_normalize=None if pictures is None else spec.normalize or "none",
             )
-            hooks.on_checkpoint(
-                _checkpoint(epoch=epoch, kinds=kinds, metric=metric, network=network, state=state)
+            snapshot = _checkpoint(
+                epoch=epoch, kinds=end.checkpoint, metric=end.metric, network=network, state=state
             )
-        if stop is not None:
-            return TrainingOutcome(epoch=epoch, stop=stop)
+            hooks.on_checkpoint(snapshot)
+        if end.stop is not None:
+            return TrainingOutcome(epoch=epoch, stop=end.stop)
     return TrainingOutcome(epoch=spec.epochs, stop=None)

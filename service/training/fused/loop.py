@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 from service.errors import TrainingFailed
-from service.training import early_stopping
 from service.training.checkpoints import encode_weights_dict
 from service.training.fused.members import (
     Member,
@@ -27,14 +26,8 @@ from service.training.fused.members import (
 )
 from service.training.fused.optimizers import StackedOptimizer
 from service.training.fused.stack import StackedNetwork, member_correct, member_losses
-from service.training.hooks import EpochResult, Snapshot
-from service.training.loop import (
-    TrainingOutcome,
-    check_finite,
-    check_finite_weights,
-    checkpoint_kinds,
-)
-from service.training.metrics import improves
+from service.training.hooks import Snapshot
+from service.training.loop import TrainingOutcome, check_finite_weights, end_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -194,38 +187,24 @@ def _finish_epoch(
     values: list[tuple[float, float | None]],
     seconds: float,
 ) -> MemberResult | None:
-    """Judge one member after an epoch as train() does; a result when its training ended."""
+    """Judge one member after an epoch as train() does (end_epoch); a result when its training
+    ended."""
     spec, hooks = run.spec, run.member.hooks
     run.epoch += 1
-    epoch, lr = run.epoch, run.lr
-    (loss, accuracy), *validated = values
-    val_loss, val_accuracy = validated[0] if validated else (None, None)
-    check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
-    if run.schedule is not None:
-        run.schedule.step()
-    metrics = EpochResult(
+    epoch = run.epoch
+    end = end_epoch(
+        spec,
         epoch=epoch,
-        loss=loss,
-        accuracy=accuracy,
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        lr=lr,
+        lr=run.lr,
+        numbers=values,
         seconds=seconds,
+        schedule=run.schedule,
+        hooks=hooks,
+        best=run.best,
+        patience=run.patience,
     )
-    hooks.on_epoch(metrics)
-    stopped_early = None
-    if spec.early_stopping is not None:
-        run.patience, stopped_early = early_stopping.observe(
-            run.patience, rule=spec.early_stopping, epoch=epoch, metrics=metrics
-        )
-    stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-    kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
-    if kinds:
-        assert spec.best_metric is not None
-        metric = getattr(metrics, spec.best_metric)
-        if improves(metric, best=run.best, metric=spec.best_metric):
-            kinds.add("best")
-            run.best = metric
+    run.best, run.patience = end.best, end.patience
+    if end.checkpoint:
         weights = fused.network.member_weights(position)
         check_finite_weights(weights, epoch=epoch)
         optimizer = {
@@ -233,14 +212,14 @@ def _finish_epoch(
         }
         snapshot = Snapshot(
             epoch=epoch,
-            kinds=frozenset(kinds),
-            metric=metric,
+            kinds=end.checkpoint,
+            metric=end.metric,
             weights=encode_weights_dict(weights),
             state=training_state(run, weights=weights, optimizer=optimizer),
         )
         hooks.on_checkpoint(snapshot)
-    if stop is not None or epoch == spec.epochs:
-        return MemberResult(outcome=TrainingOutcome(epoch=epoch, stop=stop))
+    if end.last:
+        return MemberResult(outcome=TrainingOutcome(epoch=epoch, stop=end.stop))
     return None
 
 
