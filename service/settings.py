@@ -52,10 +52,10 @@ class Settings(BaseSettings):
     # vectorised train as one run of at most this many; 1 turns fusion off.
     fuse_max_jobs: int = Field(default=32, ge=1)
     # A fused group's activations (members x samples per step x every layer's outputs, float32)
-    # stay under this: far past the CPU's caches a stacked step costs more than the steps it
-    # replaces. 32 spiral members (78 MB) were still the fastest measured (bench/fused.py,
-    # README). More jobs of the kind train as the next group.
-    fuse_max_activation_bytes: int = Field(default=96 * 1024 * 1024, ge=1)
+    # stay under this; more jobs of the kind train as the next group. Unset: the CPU's
+    # last-level cache (past it a stacked step is bound by memory and gains nothing per member;
+    # bench/fused.py, README), an eighth of a GPU's memory (devices.fuse_activation_budget).
+    fuse_max_activation_bytes: int | None = Field(default=None, ge=1)
     # Queued jobs a claim looks through for partners of the job it claimed.
     fuse_scan_jobs: int = Field(default=256, ge=1)
 

@@ -4,9 +4,9 @@ under its own lease, writer and hooks, settled as a solo job is (Worker.settle) 
 leaves the run.
 
 How many train together: at most SERVICE_FUSE_MAX_JOBS, and no more than keeps the stack's
-activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES (beyond that they fall out of the CPU's
-caches and a fused step costs more than the steps it replaces); further jobs of the same kind
-are claimed as the next group.
+activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES, by default the CPU's last-level cache
+(beyond it a stacked step is bound by memory and costs as much per member as the solo steps it
+replaces); further jobs of the same kind are claimed as the next group.
 """
 
 import logging
@@ -63,10 +63,11 @@ def activation_bytes(spec: JobSpec) -> int:
     return 4 * per_sample * min(spec.batch_size or training, training)
 
 
-def group_size(spec: JobSpec, *, settings: Settings) -> int:
-    """How many jobs of this spec's kind train in one stack."""
-    fitting = settings.fuse_max_activation_bytes // max(1, activation_bytes(spec))
-    return max(1, min(settings.fuse_max_jobs, fitting))
+def group_size(spec: JobSpec, *, max_jobs: int, activation_budget: int) -> int:
+    """How many jobs of this spec's kind train in one stack: at most `max_jobs`, and no more
+    than hold `activation_budget` bytes of activations between them."""
+    fitting = activation_budget // max(1, activation_bytes(spec))
+    return max(1, min(max_jobs, fitting))
 
 
 def _key(spec: dict[str, Any]) -> str | None:
@@ -77,16 +78,27 @@ def _key(spec: dict[str, Any]) -> str | None:
 
 
 def claim_partners(
-    session: Session, *, first: Job, lease_prefix: str, device: str, settings: Settings
+    session: Session,
+    *,
+    first: Job,
+    lease_prefix: str,
+    device: str,
+    activation_budget: int,
+    settings: Settings,
 ) -> list[Claimed]:
     """Claim the queued jobs that train fused with `first` (just claimed in this transaction),
-    oldest first; empty when fusion is off, `first` trains solo, or none matches."""
+    oldest first; empty when fusion is off, `first` trains solo, or none matches.
+    `activation_budget`: the worker's devices.fuse_activation_budget."""
     if settings.fuse_max_jobs == 1:
         return []
     key = _key(first.spec)
     if key is None:
         return []
-    size = group_size(jobs.stored_spec(first), settings=settings)
+    size = group_size(
+        jobs.stored_spec(first),
+        max_jobs=settings.fuse_max_jobs,
+        activation_budget=activation_budget,
+    )
     if size == 1:
         return []
     candidates = fused_repository.queued_specs(

@@ -19,7 +19,7 @@ from service.specs import JobSpec
 from service.statuses import JobStatus
 from service.tables import Job
 from service.training import plan
-from service.training.devices import pick_device
+from service.training.devices import fuse_activation_budget, pick_device
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 from service.wakeup import Doorbell, Listener
@@ -44,6 +44,9 @@ class Worker:
         self.doorbell = doorbell or Doorbell()
         self._listener: Listener | None = None
         self.device = pick_device(settings.device)
+        self.fuse_budget = fuse_activation_budget(
+            self.device, setting=settings.fuse_max_activation_bytes
+        )
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -97,6 +100,7 @@ class Worker:
                 first=job,
                 lease_prefix=self.name,
                 device=str(self.device),
+                activation_budget=self.fuse_budget,
                 settings=self.settings,
             )
             # In the claim's transaction: a job starts training one commit after it was queued.
