@@ -14,7 +14,9 @@ about a millisecond each) and sum-bins-simplenn (100 epochs of 16 batches). Each
   time is the job's started_at -> finished_at as GET /v1/jobs/{id} reports them: the worker's
   claim to its final write, so what the bench's own polling costs the api does not count;
 - in-process: service.training.loop.train() on the same planned spec with no-op hooks, in this
-  process with the same torch threads, timed around the call.
+  process with the same torch threads and the worker's allocator settings
+  (service/training/memory.py; bench/allocator.py measures what they gain on their own), timed
+  around the call.
 
 The two alternate (service, in-process, service, ...) so that a noisy machine slows both alike;
 the table shows each one's median over --repeats, their ratio (service / in-process: 1.00x
@@ -63,6 +65,7 @@ from service.training.datasets import describe_dataset
 from service.training.devices import pick_device
 from service.training.hooks import EpochResult, Snapshot, StopReason
 from service.training.loop import train
+from service.training.memory import keep_freed_memory
 from service.training.plan import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -432,6 +435,8 @@ def main() -> None:
     if args.repeats < 1 or args.latency_samples < 0:
         parser.error("--repeats must be at least 1 and --latency-samples at least 0")
     torch.set_num_threads(args.threads)
+    # As the worker process sets them: the ratio is the bookkeeping's alone.
+    keep_freed_memory()
 
     results: dict[str, Measured] = {}
     with tempfile.TemporaryDirectory(prefix="service-overhead-") as tmp:

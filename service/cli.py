@@ -175,8 +175,11 @@ def serve(settings: Settings, *, listener: socket.socket | None = None) -> int:
 
 def run_worker(settings: Settings, *, once: bool) -> int:
     from service import wakeup
+    from service.training.memory import keep_freed_memory
     from service.worker.loop import Worker
 
+    # Every training step frees what the next allocates again: keep it (memory.py).
+    keep_freed_memory()
     engine = make_engine(settings.database_url)
     sessions = make_session_factory(engine)
     doorbell = wakeup.open_doorbell(settings)
