@@ -33,6 +33,7 @@ from service.training.plan import job_shape
 from service.training.tracing import trace_network
 from service.worker.hooks import DatabaseHooks
 from service.worker.pruner import TrialPruner
+from service.worker.writer import SharedFlush
 
 if TYPE_CHECKING:
     from service.worker.loop import Worker
@@ -152,9 +153,21 @@ def _gives(result: MemberResult) -> Callable[[], TrainingOutcome]:
 
 def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
     """Train the claimed jobs as one fused run; each is settled as it leaves."""
+    # One writing thread for every member: their leases renewed together, one commit each
+    # flush interval. Started first and every member joined to it before any reads its data,
+    # so no lease lapses while the members after it read theirs.
+    shared = SharedFlush(
+        sessions=worker.sessions, flush_seconds=worker.settings.metrics_flush_seconds
+    )
+    shared.start()
+    try:
+        _run_members(worker, claimed=claimed, shared=shared)
+    finally:
+        shared.stop()
+
+
+def _run_members(worker: "Worker", *, claimed: list[Claimed], shared: SharedFlush) -> None:
     started = []
-    # Every member's writer first: each renews its member's lease from its own thread, so no
-    # lease lapses while the members after it read their checkpoints.
     for each in claimed:
         job = each.job
         assert job.started_at is not None
@@ -165,7 +178,7 @@ def run_group(worker: "Worker", *, claimed: list[Claimed]) -> None:
             each.lease_token,
             job.device,
         )
-        hooks = worker.hooks_for(each)
+        hooks = worker.hooks_for(each, shared=shared)
         hooks.writer.start()
         started.append((jobs.stored_spec(job), hooks, each.resume))
     members: list[Member] = []

@@ -18,7 +18,7 @@ from service.settings import Settings
 from service.tables import Checkpoint
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
 from service.worker.pruner import TrialPruner
-from service.worker.writer import MetricsWriter
+from service.worker.writer import MetricsWriter, SharedFlush
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,10 @@ class DatabaseHooks:
         started_at: datetime,
         shutdown: threading.Event,
         pruner: TrialPruner | None = None,
+        shared: SharedFlush | None = None,
     ) -> None:
+        """`shared`: a fused run's writing thread, which stores this job's writes with the
+        other members' (writer.SharedFlush); None: a thread of its own."""
         self.sessions = sessions
         self.settings = settings
         self.job_id = job_id
@@ -56,6 +59,7 @@ class DatabaseHooks:
             lease_token=lease_token,
             lease_seconds=settings.lease_seconds,
             flush_seconds=settings.metrics_flush_seconds,
+            shared=shared,
         )
 
     @property

@@ -26,6 +26,7 @@ from service.wakeup import Doorbell, Listener
 from service.worker import fused, outages
 from service.worker.hooks import DatabaseHooks
 from service.worker.pruner import pruner_for
+from service.worker.writer import SharedFlush
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,10 @@ class Worker:
         )
         return fused.Claimed(job=job, lease_token=lease_token, resume=resume, pruner=pruner)
 
-    def hooks_for(self, claimed: "fused.Claimed") -> DatabaseHooks:
+    def hooks_for(
+        self, claimed: "fused.Claimed", *, shared: SharedFlush | None = None
+    ) -> DatabaseHooks:
+        """The job's hooks; `shared`: a fused run's writing thread, for its members."""
         assert claimed.job.started_at is not None
         return DatabaseHooks(
             sessions=self.sessions,
@@ -144,6 +148,7 @@ class Worker:
             started_at=claimed.job.started_at,
             shutdown=self.shutdown,
             pruner=claimed.pruner,
+            shared=shared,
         )
 
     def settle(self, hooks: DatabaseHooks, *, work: Callable[[], TrainingOutcome]) -> None:

@@ -10,11 +10,16 @@ network round trip besides on PostgreSQL. How the job ended is written by the wo
 Either way a write takes every pending epoch and queued checkpoint along, in order, in one
 transaction, so a checkpoint is never stored ahead of the epochs before it, and a killed worker
 loses only what came after its last stored checkpoint, which the resume trains again.
+
+The members of a fused run share one such thread (SharedFlush): every interval it stores all
+their pending writes in one transaction, renewing their leases together.
 """
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import TypeVar
@@ -46,8 +51,12 @@ class MetricsWriter:
         lease_token: str,
         lease_seconds: float,
         flush_seconds: float,
+        shared: "SharedFlush | None" = None,
     ) -> None:
+        """`shared`: the thread that stores this writer's epochs with other jobs' (a fused run's
+        members) instead of one of its own."""
         self.sessions = sessions
+        self.shared = shared
         self.job_id = job_id
         self.lease_token = lease_token
         self.lease = timedelta(seconds=lease_seconds)
@@ -76,14 +85,32 @@ class MetricsWriter:
         )
 
     def start(self) -> None:
-        self._thread.start()
+        if self.shared is not None:
+            self.shared.add(self)
+        else:
+            self._thread.start()
 
     def stop(self) -> None:
-        """End the background thread; what is pending stays pending for a last write."""
+        """End the background writes; what is pending stays pending for a last write."""
         self._stopped.set()
+        if self.shared is not None:
+            self.shared.remove(self)
+            return
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
+
+    def _in_background(self) -> bool:
+        """Whether a background thread stores this writer's queued writes."""
+        if self.shared is not None:
+            return self.shared.alive and not self._stopped.is_set() and self._failure is None
+        return self._thread.is_alive()
+
+    def _wake_background(self) -> None:
+        if self.shared is not None:
+            self.shared.wake()
+        else:
+            self._wake.set()
 
     def add(self, result: EpochResult) -> None:
         """Queue one epoch for the next write; raises what stopped the background thread."""
@@ -100,10 +127,10 @@ class MetricsWriter:
         if self._failure is not None:
             raise self._failure
         self._queued.append(write)
-        if len(self._queued) > MAX_QUEUED_WRITES or not self._thread.is_alive():
+        if len(self._queued) > MAX_QUEUED_WRITES or not self._in_background():
             self.flush()
         elif not last:
-            self._wake.set()
+            self._wake_background()
 
     def flush(self, *, epoch: int | None = None) -> None:
         """Store every pending epoch now (or, with none pending, set the job's epoch to `epoch`)."""
@@ -115,26 +142,33 @@ class MetricsWriter:
         Raises LeaseLost (then nothing is written) or outages.DatabaseOutage, whose probe tries
         the same write again and rolls it back."""
         with self._writing:
-            batch = self._pending[:]
-            queued = self._queued[:]
+            taken = self._take()
 
             def everything(session: Session) -> T:
-                for write in queued:
-                    write(session)
+                taken.queued_writes(session)
                 return also(session)
 
-            replace, self._unsure = self._unsure, True
             with (
-                outages.converted(probe=partial(self._try, batch, everything, epoch)),
+                outages.converted(probe=partial(self._try, taken.batch, everything, epoch)),
                 transaction(self.sessions, immediate=True) as session,
             ):
                 result = self._store(
-                    session, batch=batch, also=everything, epoch=epoch, replace=replace
+                    session, batch=taken.batch, also=everything, epoch=epoch, replace=taken.replace
                 )
-            del self._pending[: len(batch)]
-            del self._queued[: len(queued)]
-            self._unsure = False
+            self._written(taken)
         return result
+
+    def _take(self) -> "Taken":
+        """What the next write stores (under self._writing): it may not land, so until
+        _written the epochs stay pending and a write after a failed one replaces them."""
+        taken = Taken(batch=self._pending[:], queued=self._queued[:], replace=self._unsure)
+        self._unsure = True
+        return taken
+
+    def _written(self, taken: "Taken") -> None:
+        del self._pending[: len(taken.batch)]
+        del self._queued[: len(taken.queued)]
+        self._unsure = False
 
     def _store(
         self,
@@ -199,3 +233,118 @@ class MetricsWriter:
 
 def _nothing(_session: Session) -> None:
     return None
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A writer's epochs and queued writes, taken for one transaction."""
+
+    batch: list[EpochResult]
+    queued: list[Callable[[Session], object]]
+    replace: bool  # an earlier write of these epochs may have landed unanswered
+
+    def queued_writes(self, session: Session) -> None:
+        for write in self.queued:
+            write(session)
+
+
+class SharedFlush:
+    """One background thread for the writers of a fused run's members: every flush interval
+    (or at once when a checkpoint is handed over) it stores every member's pending epochs and
+    queued checkpoints in one transaction, each member's lease renewed in it first, so the
+    leases are renewed together and the run commits once where each member would commit.
+
+    Each member stays fenced on its own: a member whose lease is lost has written nothing (the
+    renewal is its first statement) and stops alone at its next epoch, the others' writes
+    commit. A fault of the database stops every member, each to pause and resume as a solo job
+    does, with a probe of its own writes; anything else that fails the transaction (a bug) ends
+    every member in it, as it would have ended each solo one.
+    """
+
+    def __init__(self, *, sessions: sessionmaker[Session], flush_seconds: float) -> None:
+        self.sessions = sessions
+        self.flush_seconds = flush_seconds
+        self._writers: list[MetricsWriter] = []
+        self._members = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._flush_periodically, name="metrics-fused", daemon=True
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def add(self, writer: MetricsWriter) -> None:
+        with self._members:
+            self._writers.append(writer)
+
+    def remove(self, writer: MetricsWriter) -> None:
+        """Stop storing for `writer`; a flush under way finishes its write first."""
+        with self._members:
+            if writer in self._writers:
+                self._writers.remove(writer)
+        with writer._writing:  # the shared thread stands in for the writer's own
+            pass
+
+    def flush(self) -> None:
+        """Store every member's pending writes in one transaction."""
+        with self._members:
+            writers = [w for w in self._writers if w._failure is None]
+        if not writers:
+            return
+        with contextlib.ExitStack() as held:
+            for writer in writers:
+                held.enter_context(writer._writing)
+            taken = {writer: writer._take() for writer in writers}
+            lost: dict[MetricsWriter, LeaseLost] = {}
+            try:
+                with outages.converted(), transaction(self.sessions, immediate=True) as session:
+                    for writer, each in taken.items():
+                        try:
+                            writer._store(
+                                session,
+                                batch=each.batch,
+                                also=each.queued_writes,
+                                epoch=None,
+                                replace=each.replace,
+                            )
+                        except LeaseLost as error:
+                            lost[writer] = error
+            except outages.DatabaseOutage as outage:
+                for writer, each in taken.items():
+                    probe = partial(writer._try, each.batch, each.queued_writes, None)
+                    writer._failure = outages.DatabaseOutage(outage.reason, probe=probe)
+                return
+            except Exception as error:
+                for writer in taken:
+                    writer._failure = error
+                return
+            for writer, each in taken.items():
+                if writer in lost:
+                    log.warning(
+                        "job %s: lease lost; stopping at the next epoch boundary", writer.job_id
+                    )
+                    writer._failure = lost[writer]
+                else:
+                    writer._written(each)
+
+    def _flush_periodically(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            if not self._stopped.is_set():
+                self.flush()

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 import torch
+from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service import jobs, repository
 from service.db import transaction
 from service.settings import Settings
 from service.specs import JobSpec
-from service.tables import Checkpoint
+from service.tables import Checkpoint, Job
 from service.training.hooks import Resume
 from service.training.loop import train
 from service.worker.loop import Worker
@@ -192,3 +193,45 @@ def test_a_solo_checkpoint_joins_a_fused_run(
     assert [e for e, _ in stored] == list(range(5, 13))
     solo = solo_losses(sessions, first)[4:]
     torch.testing.assert_close([v for _, v in stored], [v for _, v in solo], rtol=1e-3, atol=0)
+
+
+def test_the_members_writes_commit_together_from_one_thread(
+    sessions: sessionmaker[Session], settings: Settings, engine: Engine
+) -> None:
+    """Each flush stores every member's epochs and renews every lease in one transaction: no
+    member commits from a writing thread of its own."""
+    ids = [queue_spec(sessions, settings, spec(seed=s, epochs=400)) for s in (1, 2, 3)]
+    committers: list[str] = []
+
+    def committed(_connection: object) -> None:
+        committers.append(threading.current_thread().name)
+
+    event.listen(engine, "commit", committed)
+    try:
+        assert Worker(settings=settings, sessions=sessions).run_once()
+    finally:
+        event.remove(engine, "commit", committed)
+    for job_id in ids:
+        assert read(sessions, job_id).status == "succeeded"
+        assert [e for e, _ in losses(sessions, job_id)] == list(range(1, 401))
+    assert not any(name.startswith("metrics-") and name != "metrics-fused" for name in committers)
+    assert committers.count("metrics-fused") >= 2
+
+
+def test_a_member_whose_lease_is_taken_stops_alone(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    taken = queue_spec(sessions, settings, spec(epochs=100_000, checkpoint_every=50))
+    kept = queue_spec(sessions, settings, spec(seed=2, epochs=1000, checkpoint_every=100))
+    thread = threading.Thread(target=Worker(settings=settings, sessions=sessions).run_once)
+    thread.start()
+    wait_for(lambda: read(sessions, taken).epoch >= 5)
+    with transaction(sessions, immediate=True) as session:
+        session.execute(update(Job).where(Job.id == taken).values(lease_owner="another-worker"))
+    thread.join(timeout=120)
+    # Abandoned to its new owner, untouched since; the other member trained to its end.
+    stopped = read(sessions, taken)
+    assert (stopped.status, stopped.lease_owner) == ("running", "another-worker")
+    assert losses(sessions, taken)[-1][0] == stopped.epoch < 100_000
+    assert read(sessions, kept).status == "succeeded"
+    assert_like_solo(sessions, kept)

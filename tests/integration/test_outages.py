@@ -20,7 +20,8 @@ from service.db import make_engine, make_session_factory, transaction
 from service.settings import Settings
 from service.worker import outages
 from service.worker.loop import Worker
-from tests.factories import stochastic_spec
+from tests.factories import stochastic_spec, tiny_spec
+from tests.integration.test_fused_worker import assert_like_solo
 from tests.jobs import history, queue, queue_spec, read, wait_for
 from tests.proxy import Proxy
 from tests.servers import start_service
@@ -280,3 +281,50 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     assert "handed back to the queue after a database fault" in caplog.text
     with transaction(sessions) as session:
         assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_a_full_sqlite_database_pauses_a_fused_run_and_every_member_resumes(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    backend: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The members' writes share one transaction (writer.SharedFlush): when it fails, every
+    member pauses and resumes from its own checkpoint, its epochs stored once."""
+    if backend != "sqlite":
+        pytest.skip("PRAGMA max_page_count is SQLite's")
+    caplog.set_level(logging.INFO, logger="service.worker")
+    ids = [
+        queue_spec(sessions, settings, tiny_spec(epochs=300, checkpoint_every=20, seed=seed))
+        for seed in (1, 2, 3)
+    ]
+    pages = [1 << 30]
+    engine = make_engine(settings.database_url)
+
+    @event.listens_for(engine, "checkout")
+    def _limit(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages[0]}")
+
+    worker = Worker(settings=settings, sessions=make_session_factory(engine))
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        wait_for(lambda: all(read(sessions, i).epoch >= 40 for i in ids), timeout=120)
+        assert read(sessions, ids[0]).device == "cpu (fused x3)"
+        pages[0] = 1
+        wait_for(lambda: "waits for the database: database or disk is full" in caplog.text)
+        # Paused or handed back, none failed.
+        assert {read(sessions, i).status for i in ids} <= {"running", "queued"}
+        pages[0] = 1 << 30
+        wait_for(lambda: all(read(sessions, i).status == "succeeded" for i in ids), timeout=240)
+        assert thread.is_alive(), "the worker stopped"
+    finally:
+        worker.shutdown.set()
+        thread.join(timeout=60)
+        engine.dispose()
+
+    assert caplog.text.count("paused at a database fault") == 3
+    for job_id in ids:
+        job = read(sessions, job_id)
+        assert (job.status, job.attempt, job.error) == ("succeeded", 1, None)
+        assert_like_solo(sessions, job_id)
