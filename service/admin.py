@@ -11,6 +11,8 @@ from service import keys, repository_keys, storage
 from service.db import make_engine, make_session_factory, transaction
 from service.errors import ServiceError
 from service.settings import Settings
+from service.sweeps import control as sweeps_control
+from service.sweeps import repository as sweeps_repository
 
 T = TypeVar("T")
 
@@ -77,21 +79,26 @@ def revoke_key(
 def delete_key_resources(
     settings: Settings, *, name: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr
 ) -> int:
-    def delete(session: Session) -> tuple[int, int]:
+    def delete(session: Session) -> tuple[int, int, int]:
         rows = repository_keys.api_keys_named(session, name=name)
-        jobs = datasets = 0
-        for row in rows:
-            deleted = storage.delete_everything_of(session, owner_id=row.id)
-            jobs, datasets = jobs + deleted[0], datasets + deleted[1]
         if not rows:
             raise ServiceError(f"no API key is named {name!r}; `service keys list` lists them")
-        return jobs, datasets
+        jobs = sweeps = datasets = 0
+        for row in rows:
+            # Sweeps first, as DELETE /v1/sweeps/{id} does: cancelled, so none creates a trial.
+            for sweep_id in sweeps_repository.sweep_ids_of(session, owner_id=row.id):
+                jobs += len(sweeps_control.delete(session, sweep_id=sweep_id, owner_id=row.id))
+                sweeps += 1
+            deleted = storage.delete_everything_of(session, owner_id=row.id)
+            jobs, datasets = jobs + deleted[0], datasets + deleted[1]
+        return jobs, sweeps, datasets
 
     return _run(
         settings,
         delete,
         report=lambda deleted: (
-            f"deleted {deleted[0]} job(s) and {deleted[1]} dataset(s) of the key(s) named {name!r}"
+            f"deleted {deleted[0]} job(s), {deleted[1]} sweep(s) and {deleted[2]} dataset(s) "
+            f"of the key(s) named {name!r}"
         ),
         out=out,
         err=err,

@@ -28,6 +28,11 @@ def delete_sweep(session: Session, *, sweep_id: str) -> None:
     session.execute(delete(Sweep).where(Sweep.id == sweep_id))
 
 
+def sweep_ids_of(session: Session, *, owner_id: str) -> Sequence[str]:
+    """Every sweep of one key (an admin's `service delete --key-name`)."""
+    return session.scalars(select(Sweep.id).where(Sweep.owner_id == owner_id)).all()
+
+
 def list_sweeps(
     session: Session, *, owner_id: str, limit: int, before_id: str | None
 ) -> Sequence[Sweep]:

@@ -14,13 +14,14 @@ from service import admin
 from service.db import transaction
 from service.keys import hash_key
 from service.settings import Settings
-from service.tables import Checkpoint, Dataset
+from service.tables import Checkpoint, Dataset, Sweep
 from service.worker.loop import Worker
 from tests.conftest import create_api_key
 from tests.factories import tiny_spec, uploaded_spec
 from tests.jobs import read
 from tests.predictions import train
 from tests.servers import service_env
+from tests.sweeps import activation_sweep
 
 CSV = b"a,b,target\n0.0,0.1,0\n0.2,0.1,0\n0.9,1.0,1\n1.0,0.8,1\n0.1,0.3,0\n0.8,0.9,1\n"
 
@@ -152,18 +153,25 @@ def test_the_storage_limit_refuses_what_would_pass_it_and_says_what_to_delete(
     assert client.get("/v1/usage").json()["limit_bytes"] == 2000
 
 
-def test_deleting_by_key_name_takes_every_job_and_dataset_of_that_key(
+def test_deleting_by_key_name_takes_every_job_sweep_and_dataset_of_that_key(
     client: httpx.Client, sessions: sessionmaker[Session], settings: Settings
 ) -> None:
     dataset = client.post("/v1/datasets", files={"file": ("a.csv", CSV)}).json()
     job = client.post("/v1/jobs", json=uploaded_spec(dataset["id"])).json()
     assert Worker(settings=settings, sessions=sessions).run_once()
+    # A running sweep with two queued trials, each a job of the key.
+    sweep = client.post("/v1/sweeps", json=activation_sweep(parallel=2)).json()
 
     deleted = service(settings, "delete", "--key-name", "tests")
 
     assert deleted.returncode == 0, deleted.stderr
-    assert "deleted 1 job(s) and 1 dataset(s)" in deleted.stdout
+    assert "deleted 3 job(s), 1 sweep(s) and 1 dataset(s)" in deleted.stdout
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
+    assert client.get(f"/v1/sweeps/{sweep['id']}").status_code == 404
+    with transaction(sessions) as session:
+        assert session.scalar(select(func.count()).select_from(Sweep)) == 0
+    # No trial was created in a deleted one's place.
+    assert client.get("/v1/jobs").json()["jobs"] == []
     assert client.get("/v1/usage").json() == {
         "bytes": 0,
         "limit_bytes": None,
