@@ -7,6 +7,8 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +226,28 @@ def test_a_claim_that_loses_its_connection_waits_and_the_worker_carries_on(
 # --- SQLite: the database file reaches its size limit ------------------------------------------
 
 
+@contextmanager
+def page_limited_worker(settings: Settings) -> Iterator[tuple[list[int], threading.Thread]]:
+    """A worker running in a thread whose every connection has a real page limit
+    (max_page_count is per connection): `pages[0]`, set from the test, at each checkout."""
+    pages = [1 << 30]
+    engine = make_engine(settings.database_url)
+
+    @event.listens_for(engine, "checkout")
+    def _limit(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages[0]}")
+
+    worker = Worker(settings=settings, sessions=make_session_factory(engine))
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        yield pages, thread
+    finally:
+        worker.shutdown.set()
+        thread.join(timeout=60)
+        engine.dispose()
+
+
 def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     sessions: sessionmaker[Session],
     settings: Settings,
@@ -239,18 +263,7 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     reference = history(sessions, reference_id)
     job_id = queue_spec(sessions, settings, spec)
 
-    # A real page limit on every connection the worker uses (max_page_count is per connection).
-    pages = [1 << 30]
-    engine = make_engine(settings.database_url)
-
-    @event.listens_for(engine, "checkout")
-    def _limit(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.execute(f"PRAGMA max_page_count={pages[0]}")
-
-    worker = Worker(settings=settings, sessions=make_session_factory(engine))
-    thread = threading.Thread(target=worker.run_forever)
-    thread.start()
-    try:
+    with page_limited_worker(settings) as (pages, thread):
         wait_for(lambda: read(sessions, job_id).epoch >= 40, timeout=120)
         pages[0] = 1  # no more pages than the file has now
         wait_for(lambda: "waits for the database: database or disk is full" in caplog.text)
@@ -268,10 +281,6 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
         pages[0] = 1 << 30  # space is free again
         wait_for(lambda: read(sessions, job_id).status == "succeeded", timeout=240)
         assert thread.is_alive(), "the worker stopped"
-    finally:
-        worker.shutdown.set()
-        thread.join(timeout=60)
-        engine.dispose()
 
     job = read(sessions, job_id)
     assert (job.status, job.attempt, job.error) == ("succeeded", 1, None)
@@ -298,17 +307,7 @@ def test_a_full_sqlite_database_pauses_a_fused_run_and_every_member_resumes(
         queue_spec(sessions, settings, tiny_spec(epochs=300, checkpoint_every=20, seed=seed))
         for seed in (1, 2, 3)
     ]
-    pages = [1 << 30]
-    engine = make_engine(settings.database_url)
-
-    @event.listens_for(engine, "checkout")
-    def _limit(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-        dbapi_connection.execute(f"PRAGMA max_page_count={pages[0]}")
-
-    worker = Worker(settings=settings, sessions=make_session_factory(engine))
-    thread = threading.Thread(target=worker.run_forever)
-    thread.start()
-    try:
+    with page_limited_worker(settings) as (pages, thread):
         wait_for(lambda: all(read(sessions, i).epoch >= 40 for i in ids), timeout=120)
         assert read(sessions, ids[0]).device == "cpu (fused x3)"
         pages[0] = 1
@@ -318,10 +317,6 @@ def test_a_full_sqlite_database_pauses_a_fused_run_and_every_member_resumes(
         pages[0] = 1 << 30
         wait_for(lambda: all(read(sessions, i).status == "succeeded" for i in ids), timeout=240)
         assert thread.is_alive(), "the worker stopped"
-    finally:
-        worker.shutdown.set()
-        thread.join(timeout=60)
-        engine.dispose()
 
     assert caplog.text.count("paused at a database fault") == 3
     for job_id in ids:
