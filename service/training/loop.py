@@ -7,9 +7,8 @@ resumed run gives bit-identical losses and weights on the CPU.
 
 import contextlib
 import logging
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +16,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from service.errors import TrainingFailed
 from service.specs import JobSpec
-from service.training import early_stopping, holdout, randomness
+from service.training import holdout, randomness
 from service.training.batches import Batches
 from service.training.checkpoints import (
     TrainingState,
@@ -26,19 +25,18 @@ from service.training.checkpoints import (
     encode_weights,
     load_weights,
 )
-from service.training.datasets import make_dataset
 from service.training.early_stopping import Patience
+from service.training.epochs import check_finite_weights, end_epoch
 from service.training.hooks import (
     CheckpointKind,
-    EpochResult,
     Resume,
     Snapshot,
-    StopKind,
     StopReason,
     TrainingHooks,
 )
+from service.training.job_data import Tensors, prepare_data
 from service.training.losses import LOSSES, LossFunction
-from service.training.metrics import EpochTotals, improves, read_totals
+from service.training.metrics import EpochTotals, read_totals
 from service.training.networks import build_network
 from service.training.optimizers import (
     build_optimizer,
@@ -47,151 +45,15 @@ from service.training.optimizers import (
     current_lr,
     step_function,
 )
-from service.training.pictures import Pictures, pixel_statistics
-from service.training.standardize import Standardization
+from service.training.pictures import Pictures
 
 logger = logging.getLogger(__name__)
-
-Tensors = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
 class TrainingOutcome:
     epoch: int  # the last finished epoch
     stop: StopReason | None  # why training ended before its last epoch; None if it trained all
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The job's data on the device: training split, validation split, their statistics.
-    Pictures stay uint8 (`images`): each batch is scaled with `standardization` as it is made."""
-
-    train: Tensors
-    validation: Tensors | None
-    standardization: Standardization | None
-    images: bool = False
-
-
-def prepare_targets(targets: torch.Tensor, *, spec: JobSpec) -> torch.Tensor:
-    """Targets as the loss takes them: int64 labels (N,) for cross_entropy; float32 (N, 1) for
-    bce_with_logits; float32 (N, k) for regression, where class labels are read as values."""
-    if spec.loss == "cross_entropy":
-        return targets.long()
-    if spec.loss == "bce_with_logits" or targets.dim() == 1:
-        return targets.float().unsqueeze(1)
-    return targets.float()
-
-
-def prepare_data(
-    spec: JobSpec, *, seed: int, device: torch.device, uploaded: Tensors | None
-) -> PreparedData:
-    """Generate, split and standardise the data on the CPU, then move it to the device once."""
-    inputs, targets = make_dataset(spec.dataset, uploaded=uploaded)
-    train, held_out = holdout.split(
-        inputs=inputs,
-        targets=prepare_targets(targets, spec=spec),
-        fraction=spec.validation_fraction,
-        # Its own stream: a validation split leaves the initial weights as they were.
-        generator=randomness.generator(seed, stream="validation"),
-    )
-    standardization = None
-    images = inputs.dtype == torch.uint8
-    if images:
-        per_channel = spec.normalize == "per_channel"
-        standardization = pixel_statistics(train[0], per_channel=per_channel)
-    elif spec.standardize:
-        regression = spec.task == "regression"
-        standardization = Standardization.fit(
-            inputs=train[0], targets=train[1] if regression else None
-        )
-        train = standardization.apply(train)
-        held_out = standardization.apply(held_out) if held_out is not None else None
-    return PreparedData(
-        train=(train[0].to(device), train[1].to(device)),
-        validation=None if held_out is None else (held_out[0].to(device), held_out[1].to(device)),
-        standardization=standardization,
-        images=images,
-    )
-
-
-def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
-    """The kinds of checkpoint `epoch` takes, if any (the best is decided by the caller)."""
-    # Early stopping ends the job where it is: that epoch is its last, as `final` says.
-    if epoch == spec.epochs or (stop is not None and stop.kind == StopKind.EARLY_STOPPED):
-        return {"final"}
-    if stop is not None or epoch % (spec.checkpoint_every or 1) == 0:
-        return {"periodic"}
-    return set()
-
-
-@dataclass(frozen=True)
-class EpochEnd:
-    """What an epoch's numbers decide (end_epoch), for the loop to act on."""
-
-    stop: StopReason | None  # why training ends after this epoch, short of its last; else None
-    checkpoint: frozenset[CheckpointKind]  # the kinds of this epoch's checkpoint; empty: none
-    metric: float | None  # this epoch's value of the spec's best_metric
-    best: float | None  # the best value so far, this epoch's included
-    patience: Patience  # early stopping's count after this epoch
-    last: bool  # training ends after this epoch: stopped, or its last
-
-
-def end_epoch(
-    spec: JobSpec,
-    *,
-    epoch: int,
-    lr: float,
-    numbers: Sequence[tuple[float, float | None]],
-    seconds: float,
-    schedule: LRScheduler | None,
-    hooks: TrainingHooks,
-    best: float | None,
-    patience: Patience,
-) -> EpochEnd:
-    """An epoch's end, the same for a solo run and each fused member: check its loss, step the
-    schedule, report its metrics, count early stopping, ask the hooks whether to stop, and
-    decide its checkpoint. `numbers`: (loss, accuracy) of the training split, then of the
-    validation split if there is one; `lr` the rate the epoch trained with.
-
-    Raises TrainingFailed if a loss is not finite."""
-    assert spec.best_metric is not None
-    (loss, accuracy), *validated = numbers
-    val_loss, val_accuracy = validated[0] if validated else (None, None)
-    check_finite(loss=loss, val_loss=val_loss, epoch=epoch, lr=lr)
-    if schedule is not None:
-        schedule.step()
-    metrics = EpochResult(
-        epoch=epoch,
-        loss=loss,
-        accuracy=accuracy,
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        lr=lr,
-        seconds=seconds,
-    )
-    hooks.on_epoch(metrics)
-    stopped_early = None
-    if spec.early_stopping is not None:
-        patience, stopped_early = early_stopping.observe(
-            patience, rule=spec.early_stopping, epoch=epoch, metrics=metrics
-        )
-    # The last epoch ends training anyway, with nothing cut short. Early stopping goes before
-    # the hooks: the job's work is done, and a shutdown handing it back would resume it past
-    # the epoch it stopped at.
-    stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-    kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
-    metric = getattr(metrics, spec.best_metric)
-    if kinds and improves(metric, best=best, metric=spec.best_metric):
-        kinds.add("best")
-        best = metric
-    return EpochEnd(
-        stop=stop,
-        checkpoint=frozenset(kinds),
-        metric=metric,
-        best=best,
-        patience=patience,
-        last=stop is not None or epoch == spec.epochs,
-    )
 
 
 def _autocast(
@@ -201,26 +63,6 @@ def _autocast(
     if spec.precision == "bf16" and device.type == "cuda":
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext
-
-
-def check_finite(*, loss: float, val_loss: float | None, epoch: int, lr: float) -> None:
-    """Raise TrainingFailed, naming the epoch, if an epoch's loss is not a finite number."""
-    for name, value in (("loss", loss), ("validation loss", val_loss)):
-        if value is not None and not math.isfinite(value):
-            raise TrainingFailed(
-                f"{name} became {value} at epoch {epoch}; lower the learning rate "
-                f"(now {lr:g}), set max_grad_norm, or set standardize true"
-            )
-
-
-def check_finite_weights(weights: dict[str, torch.Tensor], *, epoch: int) -> None:
-    """Raise TrainingFailed if a weight is not finite: such a checkpoint is never stored."""
-    tensors = [t for t in weights.values() if t.is_floating_point()]
-    if tensors and not bool(torch.stack([t.isfinite().all() for t in tensors]).all()):
-        raise TrainingFailed(
-            f"the weights became non-finite at epoch {epoch}; lower the learning rate "
-            "or set max_grad_norm"
-        )
 
 
 def _restore(

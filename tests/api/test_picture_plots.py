@@ -16,7 +16,7 @@ from service.inference.predictor import Predictor
 from service.plots.data import confusion, held_out
 from service.settings import Settings
 from service.training.datasets import seeded
-from service.training.loop import prepare_data
+from service.training.job_data import prepare_data
 from service.worker.loop import Worker
 from tests.factories import quadratic_spec, tiny_spec
 from tests.predictions import train

@@ -17,6 +17,7 @@ from torch import Tensor
 
 from service.errors import TrainingFailed
 from service.training.checkpoints import encode_weights_dict
+from service.training.epochs import check_finite_weights, end_epoch
 from service.training.fused.members import (
     Member,
     MemberRun,
@@ -27,7 +28,7 @@ from service.training.fused.members import (
 from service.training.fused.optimizers import StackedOptimizer
 from service.training.fused.stack import StackedNetwork, member_correct, member_losses
 from service.training.hooks import Snapshot
-from service.training.loop import TrainingOutcome, check_finite_weights, end_epoch
+from service.training.loop import TrainingOutcome
 
 logger = logging.getLogger(__name__)
 

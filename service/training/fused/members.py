@@ -17,7 +17,7 @@ from service.training import randomness
 from service.training.checkpoints import TrainingState, decode_state, encode_state, load_weights
 from service.training.early_stopping import Patience
 from service.training.hooks import Resume, TrainingHooks
-from service.training.loop import PreparedData, Tensors, prepare_data
+from service.training.job_data import PreparedData, Tensors, prepare_data
 from service.training.networks import build_network
 from service.training.optimizers import build_optimizer, build_schedule, current_lr
 
