@@ -65,7 +65,7 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
     from fastapi.responses import Response
     from pydantic import BaseModel
 
-    from service import repository
+    from service import repository, repository_checkpoints
     from service.api.app import create_app
     from service.api.deps import Caller, PredictorDep, TelemetryDep
     from service.db import transaction
@@ -79,7 +79,7 @@ def serve(port: int, job_id: str, *, loop: str, http: str) -> None:
     app = create_app(settings)
     with transaction(app.state.sessions) as session:
         job = repository.get_job(session, job_id=job_id)
-        row = repository.find_checkpoint(session, job_id=job_id, ref="best")
+        row = repository_checkpoints.find_checkpoint(session, job_id=job_id, ref="best")
         assert job is not None
         assert row is not None
         network = build_network(

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
-from service import datasets, repository, storage
+from service import datasets, repository, repository_datasets, storage
 from service import repository_storage as storage_sql
 from service.errors import InvalidSpec, TooManyJobs
 from service.ids import new_id
@@ -72,7 +72,7 @@ def _data_shape(session: Session, *, spec: JobSpec, owner_id: str) -> DataShape:
         return describe_dataset(spec.dataset)
     # Held against a concurrent delete until this submission commits (PostgreSQL).
     storage_sql.share_dataset(session, dataset_id=spec.dataset.id)
-    row = repository.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
+    row = repository_datasets.get_dataset(session, dataset_id=spec.dataset.id, owner_id=owner_id)
     if row is None:
         raise InvalidSpec(
             f"dataset {spec.dataset.id!r} does not exist; upload one with POST /v1/datasets"

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from sqlalchemy.orm import Session
 
-from service import repository, storage
+from service import repository_datasets, storage
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.image_uploads import ImageOptions
@@ -109,12 +109,12 @@ def store_upload(
             what=f"the dataset {filename[:200]!r}",
             limit_bytes=limit_bytes,
         )
-        repository.add_dataset(session, dataset=dataset, data=staged, size=stored)
+        repository_datasets.add_dataset(session, dataset=dataset, data=staged, size=stored)
     return dataset
 
 
 def get(session: Session, *, dataset_id: str, owner_id: str) -> Dataset:
-    dataset = repository.get_dataset(session, dataset_id=dataset_id, owner_id=owner_id)
+    dataset = repository_datasets.get_dataset(session, dataset_id=dataset_id, owner_id=owner_id)
     if dataset is None:
         raise NotFound(f"dataset {dataset_id!r} does not exist")
     return dataset
@@ -136,7 +136,7 @@ def shape_of(dataset: Dataset) -> DataShape:
 def load_arrays(session: Session, *, dataset_id: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The stored inputs and targets of a dataset a job or a request named, for training,
     evaluating or drawing; Conflict if it was deleted since."""
-    dataset = repository.get_dataset(session, dataset_id=dataset_id, with_data=True)
+    dataset = repository_datasets.get_dataset(session, dataset_id=dataset_id, with_data=True)
     if dataset is None:
         raise Conflict(f"dataset {dataset_id!r} no longer exists, so its samples cannot be read")
     tensors = load_tensors(dataset.data)

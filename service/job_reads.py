@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.specs import JobSpec
 from service.statuses import JobStatus
 from service.tables import Checkpoint, EpochMetric, Job
@@ -90,4 +90,4 @@ def metrics(session: Session, *, job_id: str, owner_id: str, since: int) -> Sequ
 def checkpoints(session: Session, *, job_id: str, owner_id: str) -> Sequence[Checkpoint]:
     """The job's checkpoints, oldest first, without their weights."""
     found = jobs.get(session, job_id=job_id, owner_id=owner_id)
-    return repository.list_checkpoints(session, job_id=found.id)
+    return repository_checkpoints.list_checkpoints(session, job_id=found.id)

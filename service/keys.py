@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository, repository_keys
+from service import repository_keys
 from service.db import transaction
 from service.errors import NotFound, Unauthorized
 from service.ids import new_id
@@ -36,7 +36,7 @@ def create_key(session: Session, *, name: str) -> tuple[ApiKey, str]:
     """Returns the row and the key itself, which is not stored anywhere."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(id=new_id(), name=name, key_hash=hash_key(key))
-    repository.add_api_key(session, key=row)
+    repository_keys.add_api_key(session, key=row)
     return row, key
 
 
@@ -51,7 +51,7 @@ def authenticate(
     session: Session, *, authorization: str | None, cache: "KeyCache | None" = None
 ) -> ApiKey:
     key_hash = hash_key(bearer_key(authorization))
-    row = repository.find_api_key(session, key_hash=key_hash)
+    row = repository_keys.find_api_key(session, key_hash=key_hash)
     if row is None:
         raise Unauthorized(
             "the API key is not valid; create one with `service keys create --name NAME`"
@@ -139,7 +139,7 @@ class KeyCache:
 
 def ensure_first_key(session: Session, *, key_file: Path) -> str | None:
     """On a first start with no key at all, make one and write it to `key_file` (mode 0600)."""
-    if repository.count_api_keys(session) > 0:
+    if repository_keys.count_api_keys(session) > 0:
         return None
     _, key = create_key(session, name="default")
     key_file.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,7 @@
-"""Every SQL statement the service runs. Callers own the transaction; nothing here commits.
+"""The SQL of jobs (their reads and the queue) and of their epoch metrics. Callers own the
+transaction; nothing here commits. The other subjects have modules of their own beside it:
+repository_keys.py, repository_checkpoints.py, repository_datasets.py, repository_monitoring.py,
+repository_storage.py and fused_repository.py.
 
 Writes a worker makes for a job are fenced: they name the lease token the worker got when it
 claimed the job, and change nothing (returning False) once that lease has been lost.
@@ -6,46 +9,24 @@ claimed the job, and change nothing (returning False) once that lease has been l
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import BinaryIO
 
 from sqlalchemy import (
     ColumnElement,
     Table,
-    and_,
     delete,
     func,
     insert,
-    literal_column,
-    or_,
     select,
     text,
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session, aliased, defer, load_only
+from sqlalchemy.orm import Session, aliased
 
 from service.statuses import ACTIVE_STATUSES, JobStatus
-from service.tables import ApiKey, Checkpoint, Dataset, EpochMetric, Job
+from service.tables import EpochMetric, Job
 
-# Listing checkpoints or datasets reads metadata; the blobs stay in the database.
-CHECKPOINT_METADATA_ONLY = (defer(Checkpoint.weights), defer(Checkpoint.state))
 EPOCH_METRICS: Table = EpochMetric.__table__  # type: ignore[assignment]
-
-# --- API keys -----------------------------------------------------------------------------------
-
-
-def add_api_key(session: Session, *, key: ApiKey) -> None:
-    session.add(key)
-    session.flush()
-
-
-def find_api_key(session: Session, *, key_hash: str) -> ApiKey | None:
-    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
-
-
-def count_api_keys(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(ApiKey)) or 0
-
 
 # --- jobs: reads --------------------------------------------------------------------------------
 
@@ -266,187 +247,3 @@ def best_metrics(
     best = aliased(EpochMetric, ranked)
     rows = session.scalars(select(best).where(ranked.c.rank == 1))
     return {row.job_id: row for row in rows}
-
-
-# --- checkpoints --------------------------------------------------------------------------------
-
-
-def save_checkpoint(session: Session, *, checkpoint: Checkpoint, keep_periodic: int) -> None:
-    """Store one epoch's checkpoint in place of any stored for that epoch, move the best mark to
-    it and prune old periodic ones: a DELETE, an UPDATE when it is best, an INSERT."""
-    job_id, epoch = checkpoint.job_id, checkpoint.epoch
-    # The periodic checkpoints kept besides this one, which is kept whatever its kinds: a resume
-    # starts from the newest.
-    kept_periodic = (
-        select(Checkpoint.epoch)
-        .where(Checkpoint.job_id == job_id, Checkpoint.is_periodic, Checkpoint.epoch != epoch)
-        .order_by(Checkpoint.epoch.desc())
-        .limit(keep_periodic - 1 if checkpoint.is_periodic else keep_periodic)
-    )
-    prunable = and_(~Checkpoint.is_final, Checkpoint.epoch.not_in(kept_periodic))
-    if not checkpoint.is_best:
-        prunable = and_(prunable, ~Checkpoint.is_best)
-    session.execute(
-        delete(Checkpoint).where(
-            Checkpoint.job_id == job_id, or_(Checkpoint.epoch == epoch, prunable)
-        )
-    )
-    if checkpoint.is_best:
-        # Only the row that has it: an UPDATE rewrites each row it touches, blobs and all.
-        session.execute(
-            update(Checkpoint)
-            .where(Checkpoint.job_id == job_id, Checkpoint.is_best)
-            .values(is_best=False)
-            .execution_options(synchronize_session=False)
-        )
-    session.add(checkpoint)
-    session.flush()
-
-
-def list_checkpoints(session: Session, *, job_id: str) -> Sequence[Checkpoint]:
-    """Metadata only: the weight blobs are not loaded."""
-    query = (
-        select(Checkpoint)
-        .where(Checkpoint.job_id == job_id)
-        .order_by(Checkpoint.epoch)
-        .options(*CHECKPOINT_METADATA_ONLY)
-    )
-    return session.scalars(query).all()
-
-
-def find_checkpoint(
-    session: Session, *, job_id: str, ref: str | int, with_blobs: bool = True
-) -> Checkpoint | None:
-    """`ref` is "best", "final", "latest" or an epoch number."""
-    query = select(Checkpoint).where(Checkpoint.job_id == job_id)
-    if not with_blobs:
-        query = query.options(*CHECKPOINT_METADATA_ONLY)
-    match ref:
-        case "best":
-            query = query.where(Checkpoint.is_best)
-        case "final":
-            query = query.where(Checkpoint.is_final)
-        case "latest":
-            query = query.order_by(Checkpoint.epoch.desc()).limit(1)
-        case int(epoch):
-            query = query.where(Checkpoint.epoch == epoch)
-        case _:
-            return None
-    return session.scalars(query).first()
-
-
-# --- datasets -----------------------------------------------------------------------------------
-
-BLOB_CHUNK_BYTES = 8 * 1024 * 1024
-
-
-def add_dataset(session: Session, *, dataset: Dataset, data: BinaryIO, size: int) -> None:
-    """Insert the dataset with its blob read from `data` (`size` bytes, staged on disk).
-
-    PostgreSQL's driver takes the value whole. SQLite copies a bound value twice (binding it,
-    then building the row), so there the row gets a zeroblob of the right size, which it fills
-    in place from the file, a chunk at a time.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        dataset.data = data.read()
-        session.add(dataset)
-        session.flush()
-        return
-    # Set in Core: the ORM would read a SQL expression's value back (the whole blob of zeros).
-    dataset.data = b""
-    session.add(dataset)
-    session.flush()
-    session.execute(
-        update(Dataset).where(Dataset.id == dataset.id).values(data=func.zeroblob(size))
-    )
-    rowid: int = session.execute(
-        select(literal_column("rowid")).select_from(Dataset).where(Dataset.id == dataset.id)
-    ).scalar_one()
-    raw = session.connection().connection.driver_connection
-    with raw.blobopen("datasets", "data", rowid) as blob:  # type: ignore[union-attr]
-        while chunk := data.read(BLOB_CHUNK_BYTES):
-            blob.write(chunk)
-
-
-def get_dataset(
-    session: Session, *, dataset_id: str, owner_id: str | None = None, with_data: bool = False
-) -> Dataset | None:
-    query = select(Dataset).where(Dataset.id == dataset_id)
-    if owner_id is not None:
-        query = query.where(Dataset.owner_id == owner_id)
-    if not with_data:
-        query = query.options(defer(Dataset.data))
-    return session.scalars(query).one_or_none()
-
-
-# --- event streams and monitoring ---------------------------------------------------------------
-
-# SQLite parses a chain of ORs as a tree no deeper than 1000; stay far below it.
-CURSORS_PER_QUERY = 100
-
-
-def job_snapshots(session: Session, *, job_ids: Collection[str]) -> Sequence[Job]:
-    """These jobs with only the columns an event stream reports loaded; the spec stays behind."""
-    query = (
-        select(Job)
-        .where(Job.id.in_(job_ids))
-        .options(
-            load_only(
-                Job.status,
-                Job.epoch,
-                Job.epochs,
-                Job.attempt,
-                Job.error,
-                Job.stop_reason,
-                Job.cancel_requested,
-                Job.started_at,
-                raiseload=True,
-            )
-        )
-    )
-    return session.scalars(query).all()
-
-
-def metrics_after_each(
-    session: Session, *, after: Mapping[str, int], limit: int
-) -> Sequence[EpochMetric]:
-    """New epochs of several jobs in one query: for each job id, its epochs after the given one;
-    ordered by job, then epoch, at most `limit` rows (the rest come on the next call)."""
-    if not after:
-        return []
-    conditions = [
-        and_(EpochMetric.job_id == job_id, EpochMetric.epoch > epoch)
-        for job_id, epoch in after.items()
-    ]
-    query = (
-        select(EpochMetric)
-        .where(or_(*conditions))
-        .order_by(EpochMetric.job_id, EpochMetric.epoch)
-        .limit(limit)
-    )
-    return session.scalars(query).all()
-
-
-def count_jobs_by_status(session: Session) -> dict[JobStatus, int]:
-    query = select(Job.status, func.count()).group_by(Job.status)
-    return {status: count for status, count in session.execute(query)}
-
-
-def oldest_queued_created_at(session: Session) -> datetime | None:
-    return session.scalar(select(func.min(Job.created_at)).where(Job.status == JobStatus.QUEUED))
-
-
-def running_epoch_timings(session: Session, *, last: int) -> Sequence[tuple[int, float]]:
-    """For each running job, (epochs, their seconds in total) over its `last` stored epochs."""
-    query = (
-        select(func.count(), func.coalesce(func.sum(EpochMetric.seconds), 0.0))
-        .join(Job, Job.id == EpochMetric.job_id)
-        .where(Job.status == JobStatus.RUNNING, EpochMetric.epoch > Job.epoch - last)
-        .group_by(Job.id)
-    )
-    return [(int(count), float(seconds)) for count, seconds in session.execute(query)]
-
-
-def stored_epochs(session: Session) -> int:
-    """Epochs stored over all jobs (a job's `epoch` is its last stored one)."""
-    return int(session.scalar(select(func.coalesce(func.sum(Job.epoch), 0))) or 0)

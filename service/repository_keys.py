@@ -1,13 +1,26 @@
-"""The SQL of listing, revoking and marking the use of API keys; beside repository.py, which
-adds and finds them. Callers own the transaction."""
+"""The SQL of API keys: adding, finding and counting them, listing, revoking and marking their
+use. Callers own the transaction."""
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.tables import ApiKey
+
+
+def add_api_key(session: Session, *, key: ApiKey) -> None:
+    session.add(key)
+    session.flush()
+
+
+def find_api_key(session: Session, *, key_hash: str) -> ApiKey | None:
+    return session.scalars(select(ApiKey).where(ApiKey.key_hash == key_hash)).one_or_none()
+
+
+def count_api_keys(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(ApiKey)) or 0
 
 
 def list_api_keys(session: Session) -> Sequence[ApiKey]:

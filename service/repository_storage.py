@@ -1,5 +1,6 @@
 """The SQL of deleting and of measuring what a key stores (see service/storage.py); beside
-repository.py, which holds every other statement. Callers own the transaction.
+repository.py and its sibling modules, which hold every other statement. Callers own the
+transaction.
 
 A job's rows are deleted table by table, by job id, rather than left to ON DELETE CASCADE, so
 a table that holds a job's bytes (checkpoint blobs) is named here and its bytes are counted."""

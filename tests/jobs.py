@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.db import transaction
 from service.keys import create_key
 from service.settings import Settings
@@ -92,6 +92,8 @@ def history(sessions: sessionmaker[Session], job_id: str) -> tuple[list[tuple], 
     """Every epoch's numbers (not its duration), and the final weights' sha256."""
     with transaction(sessions) as session:
         metrics = repository.list_metrics(session, job_id=job_id)
-        final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
+        final = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="final", with_blobs=False
+        )
     assert final is not None
     return [tuple(getattr(m, f) for f in FIELDS) for m in metrics], final.sha256

@@ -9,7 +9,7 @@ import safetensors.torch
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.specs import JobSpec
@@ -87,7 +87,7 @@ def offline_outputs(
 ) -> torch.Tensor:
     """The tutorials' eval mode by hand: build, load_state_dict(strict=True), eval, no_grad."""
     with transaction(sessions) as session:
-        row = repository.find_checkpoint(session, job_id=job["id"], ref=ref)
+        row = repository_checkpoints.find_checkpoint(session, job_id=job["id"], ref=ref)
         assert row is not None
         weights, state = row.weights, row.state
     network = build_network(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_monitoring
 from service.db import DATABASE_FAULTS, database_fault, transaction
 from service.errors import ServiceError
 from service.schemas import EpochMetricOut
@@ -196,7 +196,7 @@ class EventHub:
             snapshots = {
                 job.id: JobSnapshot.of(job)
                 for start in range(0, len(ordered), JOBS_PER_QUERY)
-                for job in repository.job_snapshots(
+                for job in repository_monitoring.job_snapshots(
                     session, job_ids=ordered[start : start + JOBS_PER_QUERY]
                 )
             }
@@ -207,13 +207,13 @@ class EventHub:
                 if job_id in cursors and snapshot.epoch > cursors[job_id]
             ]
             rows: list[EpochMetric] = []
-            for start in range(0, len(behind), repository.CURSORS_PER_QUERY):
+            for start in range(0, len(behind), repository_monitoring.CURSORS_PER_QUERY):
                 if len(rows) >= EPOCHS_PER_TICK:
                     break
                 rows.extend(
-                    repository.metrics_after_each(
+                    repository_monitoring.metrics_after_each(
                         session,
-                        after=dict(behind[start : start + repository.CURSORS_PER_QUERY]),
+                        after=dict(behind[start : start + repository_monitoring.CURSORS_PER_QUERY]),
                         limit=EPOCHS_PER_TICK - len(rows),
                     )
                 )

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_monitoring
 from service.api.event_hub import Epoch, EventHub, JobSnapshot, JobUpdate
 from service.db import DATABASE_FAULTS, database_fault, transaction
 from service.errors import ServiceError
@@ -151,12 +151,12 @@ class JobStream:
 
     def _snapshot(self) -> JobSnapshot | None:
         with transaction(self.sessions) as session:
-            found = repository.job_snapshots(session, job_ids=[self.job_id])
+            found = repository_monitoring.job_snapshots(session, job_ids=[self.job_id])
             return JobSnapshot.of(found[0]) if found else None
 
     def _epochs_after(self, epoch: int) -> list[Epoch]:
         with transaction(self.sessions) as session:
-            rows = repository.metrics_after_each(
+            rows = repository_monitoring.metrics_after_each(
                 session, after={self.job_id: epoch}, limit=CATCH_UP_PAGE
             )
             return [Epoch.of(row) for row in rows]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_monitoring
 from service.api.streams import RETRY_MS, error_event
 from service.db import DATABASE_FAULTS, database_fault, transaction
 from service.schemas import (
@@ -141,12 +141,12 @@ class SweepStream:
             ]
             epochs: dict[str, list[EpochMetricOut]] = {}
             read = 0
-            for start in range(0, len(behind), repository.CURSORS_PER_QUERY):
+            for start in range(0, len(behind), repository_monitoring.CURSORS_PER_QUERY):
                 if read >= EPOCHS_PER_POLL:
                     break
-                rows = repository.metrics_after_each(
+                rows = repository_monitoring.metrics_after_each(
                     session,
-                    after=dict(behind[start : start + repository.CURSORS_PER_QUERY]),
+                    after=dict(behind[start : start + repository_monitoring.CURSORS_PER_QUERY]),
                     limit=EPOCHS_PER_POLL - read,
                 )
                 read += len(rows)

@@ -27,7 +27,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_monitoring
 from service.api.event_hub import EventHub
 from service.db import transaction
 from service.inference.predictor import Predictor
@@ -54,10 +54,10 @@ class DatabaseCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             with transaction(self.sessions) as session:
-                by_status = repository.count_jobs_by_status(session)
-                oldest = repository.oldest_queued_created_at(session)
-                timings = repository.running_epoch_timings(session, last=RATE_EPOCHS)
-                stored = repository.stored_epochs(session)
+                by_status = repository_monitoring.count_jobs_by_status(session)
+                oldest = repository_monitoring.oldest_queued_created_at(session)
+                timings = repository_monitoring.running_epoch_timings(session, last=RATE_EPOCHS)
+                stored = repository_monitoring.stored_epochs(session)
         except Exception:
             log.exception("metrics: the database could not be read; its numbers are left out")
             return

@@ -14,7 +14,7 @@ import safetensors.torch
 import torch
 from sqlalchemy.orm import Session
 
-from service import repository
+from service import repository_checkpoints
 from service.errors import Conflict, ServiceError
 from service.inference.decoding import check_finite
 from service.inference.lookup import Target
@@ -129,7 +129,7 @@ def build_loaded(
 
 def load(session: Session, *, target: Target, device: torch.device) -> LoadedNetwork:
     """Read the checkpoint's blobs and build its network. Runs in a worker thread."""
-    row = repository.find_checkpoint(session, job_id=target.job_id, ref=target.epoch)
+    row = repository_checkpoints.find_checkpoint(session, job_id=target.job_id, ref=target.epoch)
     if row is None or row.sha256 != target.sha256:
         raise Conflict(
             f"checkpoint epoch {target.epoch} of job {target.job_id} changed while it was being "

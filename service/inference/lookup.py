@@ -11,7 +11,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from service import jobs, repository
+from service import jobs, repository_checkpoints
 from service.errors import Conflict, InvalidInput, NotFound
 from service.schemas import CHECKPOINT_REF_PATTERN
 from service.specs import MAX_EPOCHS, JobSpec
@@ -77,13 +77,13 @@ def resolve_checkpoint(
     """
     job = jobs.get(session, job_id=job_id, owner_id=owner_id)
     for _ in range(RESOLVE_ATTEMPTS):
-        stored = repository.list_checkpoints(session, job_id=job.id)
+        stored = repository_checkpoints.list_checkpoints(session, job_id=job.id)
         row, named = _pick(stored, ref)
         if row is None:
             _missing(job_id=job.id, status=job.status, epoch=job.epoch, ref=named, stored=stored)
         assert row is not None
         if with_blobs:
-            loaded = repository.find_checkpoint(session, job_id=job.id, ref=row.epoch)
+            loaded = repository_checkpoints.find_checkpoint(session, job_id=job.id, ref=row.epoch)
             if loaded is None:
                 continue  # pruned by the worker's retention since the listing: choose again
             row = loaded

@@ -1,4 +1,4 @@
-"""Every SQL statement about sweeps and their trials (service/repository.py holds the rest).
+"""Every SQL statement about sweeps and their trials (service/repository*.py hold the rest).
 Callers own the transaction; nothing here commits."""
 
 from collections.abc import Sequence

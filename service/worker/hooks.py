@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository, storage
+from service import jobs, repository_checkpoints, storage
 from service.settings import Settings
 from service.tables import Checkpoint
 from service.training.hooks import EpochResult, Snapshot, StopKind, StopReason
@@ -113,7 +113,7 @@ class DatabaseHooks:
                 state=snapshot.state,
                 created_at=created_at,
             )
-            repository.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
+            repository_checkpoints.save_checkpoint(session, checkpoint=row, keep_periodic=keep)
 
         # The final checkpoint goes with the write of how the job ended, which follows it.
         self.writer.enqueue(save, last="final" in snapshot.kinds)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.datasets import load_arrays
 from service.db import transaction
 from service.errors import LeaseLost, ServiceError
@@ -283,7 +283,7 @@ class Worker:
 def resume_point(session: Session, *, job: Job) -> Resume | None:
     """The checkpoint a just-claimed job resumes from (its newest), if any. The epochs an earlier
     attempt stored after it are dropped: the resume trains them again and stores each once."""
-    row = repository.find_checkpoint(session, job_id=job.id, ref="latest")
+    row = repository_checkpoints.find_checkpoint(session, job_id=job.id, ref="latest")
     epoch = row.epoch if row else 0
     # job.epoch is the last epoch stored, set in the same transaction as its metrics; no
     # checkpoint is later than the newest.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_datasets
 from service.db import transaction
 from tests.api.test_datasets import npz
 from tests.images import png, zip_of
@@ -21,7 +21,7 @@ PETS = zip_of(
 
 def stored_bytes(sessions: sessionmaker[Session], dataset_id: str) -> int:
     with transaction(sessions) as session:
-        row = repository.get_dataset(session, dataset_id=dataset_id, with_data=True)
+        row = repository_datasets.get_dataset(session, dataset_id=dataset_id, with_data=True)
         assert row is not None
         return len(row.data)
 

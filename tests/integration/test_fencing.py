@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.db import transaction
 from service.errors import LeaseLost
 from service.settings import Settings
@@ -54,7 +54,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
 
     with transaction(sessions) as session:
         assert repository.list_metrics(session, job_id=job_id) == []
-        assert repository.list_checkpoints(session, job_id=job_id) == []
+        assert repository_checkpoints.list_checkpoints(session, job_id=job_id) == []
     job = read(sessions, job_id)
     assert (job.status, job.lease_owner, job.epoch) == ("running", "second", 0)
 

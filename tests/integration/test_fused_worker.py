@@ -12,7 +12,7 @@ import torch
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.specs import JobSpec
@@ -78,7 +78,7 @@ def test_fusable_jobs_train_as_one_run_each_as_its_own_job(
         assert job.lease_owner is None
         assert_like_solo(sessions, job_id)
         with transaction(sessions) as session:
-            final = repository.find_checkpoint(session, job_id=job_id, ref="final")
+            final = repository_checkpoints.find_checkpoint(session, job_id=job_id, ref="final")
         assert final is not None
         assert final.epoch == job.epochs
     assert read(sessions, other).status == "queued"
@@ -182,7 +182,7 @@ def test_a_solo_checkpoint_joins_a_fused_run(
             state=resume.state,
             created_at=jobs.now(),
         )
-        repository.save_checkpoint(session, checkpoint=row, keep_periodic=3)
+        repository_checkpoints.save_checkpoint(session, checkpoint=row, keep_periodic=3)
         jobs.release(session, job_id=first, lease_token="solo")
     second = queue_spec(sessions, settings, spec(seed=2))
     assert Worker(settings=settings, sessions=sessions).run_once()

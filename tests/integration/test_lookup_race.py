@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_checkpoints
 from service.db import transaction
 from service.errors import Conflict
 from service.inference.lookup import resolve_checkpoint
@@ -42,7 +42,7 @@ def test_a_checkpoint_arriving_mid_lookup_does_not_make_it_contradict_itself(
             state=b"s",
         )
         with transaction(sessions, immediate=True) as other:
-            repository.save_checkpoint(other, checkpoint=row, keep_periodic=3)
+            repository_checkpoints.save_checkpoint(other, checkpoint=row, keep_periodic=3)
 
     event.listen(engine, "after_cursor_execute", commit_a_checkpoint)
     try:

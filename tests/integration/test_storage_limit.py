@@ -4,7 +4,7 @@ checkpoints, and keeps training and keeping its best and final ones."""
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.training.hooks import Snapshot
@@ -23,7 +23,9 @@ def snapshot(epoch: int, *kinds: str) -> Snapshot:
 
 def stored_epochs(sessions: sessionmaker[Session], job_id: str) -> list[int]:
     with transaction(sessions) as session:
-        return [row.epoch for row in repository.list_checkpoints(session, job_id=job_id)]
+        return [
+            row.epoch for row in repository_checkpoints.list_checkpoints(session, job_id=job_id)
+        ]
 
 
 @pytest.mark.parametrize("settings_overrides", [{"max_storage_bytes_per_key": 2500}])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository
+from service import jobs, repository, repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.worker.loop import Worker
@@ -35,7 +35,7 @@ def test_worker_trains_a_job_to_success(
     assert job.lease_owner is None
     with transaction(sessions) as session:
         metrics = repository.list_metrics(session, job_id=job_id)
-        checkpoints = repository.list_checkpoints(session, job_id=job_id)
+        checkpoints = repository_checkpoints.list_checkpoints(session, job_id=job_id)
     assert [m.epoch for m in metrics] == [1, 2, 3]
     assert all(m.accuracy is not None and 0 <= m.accuracy <= 1 for m in metrics)
     assert checkpoints[-1].epoch == 3
@@ -58,7 +58,7 @@ def test_diverging_job_fails_naming_the_epoch(
     assert job.error is not None
     assert "epoch" in job.error
     with transaction(sessions) as session:
-        stored = repository.find_checkpoint(session, job_id=job_id, ref="latest")
+        stored = repository_checkpoints.find_checkpoint(session, job_id=job_id, ref="latest")
     assert stored is None or stored.epoch < job.epoch + 1
 
 
@@ -81,7 +81,9 @@ def test_cancel_stops_a_running_job_at_an_epoch_boundary(
     assert 5 <= job.epoch < 100_000
     assert job.stop_reason == f"cancelled at epoch {job.epoch}"
     with transaction(sessions) as session:
-        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+        latest = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="latest", with_blobs=False
+        )
     assert latest is not None
     assert latest.epoch == job.epoch
 
@@ -102,7 +104,9 @@ def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
     # Handed back, not ended: nothing says why it stopped.
     assert (job.status, job.attempt, job.lease_owner, job.stop_reason) == ("queued", 1, None, None)
     with transaction(sessions) as session:
-        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+        latest = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="latest", with_blobs=False
+        )
     assert latest is not None
     assert latest.epoch == job.epoch >= 3
 
@@ -151,6 +155,8 @@ def test_a_job_past_its_wall_clock_limit_fails_keeping_its_checkpoint(
     reason = f"ran past 1 s (SERVICE_MAX_JOB_SECONDS) at epoch {job.epoch}"
     assert (job.error, job.stop_reason) == (reason, reason)
     with transaction(sessions) as session:
-        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+        latest = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="latest", with_blobs=False
+        )
     assert latest is not None
     assert latest.epoch == job.epoch

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import repository
+from service import repository, repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.worker.loop import Worker
@@ -25,7 +25,9 @@ EPOCHS = 1000
 def stored_past_last_checkpoint(sessions: sessionmaker[Session], job_id: str) -> bool:
     """Whether a flush that was not a checkpoint's stored epochs after the latest checkpoint."""
     with transaction(sessions) as session:
-        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+        latest = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="latest", with_blobs=False
+        )
         epochs = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
     return latest is not None and bool(epochs) and epochs[-1] > latest.epoch
 
@@ -61,7 +63,9 @@ def test_a_worker_killed_between_two_flushes_resumes_to_an_uninterrupted_runs_me
     killed_at = read(sessions, job_id)
     with transaction(sessions) as session:
         stored = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
-        latest = repository.find_checkpoint(session, job_id=job_id, ref="latest", with_blobs=False)
+        latest = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="latest", with_blobs=False
+        )
     assert latest is not None
     assert killed_at.status == "running"
     assert latest.epoch < killed_at.epoch < EPOCHS
@@ -129,7 +133,9 @@ def test_the_claim_reads_the_resume_point_and_epochs_go_with_the_checkpoints(
     assert (job.status, job.epoch) == ("succeeded", 60)
     with transaction(sessions) as session:
         epochs = [m.epoch for m in repository.list_metrics(session, job_id=job_id)]
-        final = repository.find_checkpoint(session, job_id=job_id, ref="final", with_blobs=False)
+        final = repository_checkpoints.find_checkpoint(
+            session, job_id=job_id, ref="final", with_blobs=False
+        )
     assert epochs == list(range(1, 61))
     assert final is not None
     assert final.epoch == 60
