@@ -23,7 +23,7 @@ from service.inference.predictor import Predictor
 from service.schemas import CheckpointUsed, EvaluateOut
 from service.specs import DatasetSpec, JobSpec
 from service.training.datasets import Tensors, describe_dataset, make_dataset, seeded
-from service.training.loop import prepare_targets
+from service.training.job_data import prepare_targets
 from service.training.losses import LOSSES
 
 # Rows per forward pass, to bound the memory one pass takes.
