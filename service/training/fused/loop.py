@@ -134,9 +134,7 @@ class FusedRun:
         assert loss_name is not None
         classification = spec.task == "classification"
         parameters = list(self.network.parameters.values())
-        self.optimizer.lr = torch.tensor(
-            [run.lr for run in self.runs], dtype=torch.float64, device=parameters[0].device
-        )
+        self.optimizer.set_lr([run.lr for run in self.runs])
         totals = Totals()
         for x, y in self.batches():
             output = self.network(x)

@@ -70,6 +70,14 @@ class StackedOptimizer:
         members = len(optimizers)
         self.lr = torch.ones(members, dtype=torch.float64, device=device)
         self.steps = torch.zeros(members, dtype=torch.float64, device=device)
+        # Host copies for Adam's kernel calls, so a step reads nothing back from the device (a
+        # sync per step on a GPU): each member's (lr, numbers...) and its step count as the
+        # kernel takes it, a float32 scalar on the device, stepped in place.
+        self._host_numbers = [tuple(n[name] for name in NUMBERS[self.name]) for n in numbers]
+        self._host_lr = [1.0] * members
+        self._step_tensors = [
+            torch.zeros((), dtype=torch.float32, device=device) for _ in range(members)
+        ]
         # SGD's first step copies the gradient into a member's new momentum buffer.
         self.has_buffer = torch.zeros(members, dtype=torch.bool, device=device)
         self.state: dict[str, dict[str, Tensor]] = {
@@ -77,8 +85,17 @@ class StackedOptimizer:
             for name, p in parameters.items()
         }
 
+    def set_lr(self, values: list[float]) -> None:
+        """Each member's learning rate for the steps to come (its schedule's, per epoch)."""
+        self._host_lr = list(values)
+        self.lr = torch.tensor(values, dtype=torch.float64, device=self.lr.device)
+
     def keep(self, indices: Tensor) -> None:
         """Keep only the members at `indices`."""
+        kept = indices.tolist()
+        self._host_numbers = [self._host_numbers[i] for i in kept]
+        self._host_lr = [self._host_lr[i] for i in kept]
+        self._step_tensors = [self._step_tensors[i] for i in kept]
         self.hyper = {name: t.index_select(0, indices) for name, t in self.hyper.items()}
         self.lr, self.steps = self.lr.index_select(0, indices), self.steps.index_select(0, indices)
         self.has_buffer = self.has_buffer.index_select(0, indices)
@@ -94,6 +111,7 @@ class StackedOptimizer:
     def step(self, parameters: dict[str, Tensor]) -> None:
         self.steps += 1
         if self.name in ("adam", "adamw"):
+            torch._foreach_add_(self._step_tensors, 1)
             self._fused_adam(parameters)
         else:
             for name, p in parameters.items():
@@ -108,14 +126,10 @@ class StackedOptimizer:
         for bit; one call per member would cost the step's time in calls for small networks."""
         kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         names = [name for name, p in parameters.items() if p.grad is not None]
-        device = self.steps.device
-        steps = [
-            torch.tensor(step, dtype=torch.float32, device=device) for step in self.steps.tolist()
-        ]
-        hyper = torch.stack([self.lr, *(self.hyper[n] for n in NUMBERS[self.name])], dim=1)
+        steps = self._step_tensors
         groups: dict[tuple[float, ...], list[int]] = {}
-        for member, values in enumerate(hyper.tolist()):
-            groups.setdefault(tuple(values), []).append(member)
+        for member, (lr, numbers) in enumerate(zip(self._host_lr, self._host_numbers, strict=True)):
+            groups.setdefault((lr, *numbers), []).append(member)
         amsgrad = bool(self.flags["amsgrad"])
         for (lr, beta1, beta2, eps, weight_decay), members in groups.items():
             lists: tuple[list[Tensor], ...] = ([], [], [], [], [], [])
@@ -216,6 +230,7 @@ class StackedOptimizer:
         for name, value in state.items():
             if name == "step":
                 self.steps[member] = float(value)
+                self._step_tensors[member].fill_(float(value))
             elif name in self.state[parameter]:
                 self.state[parameter][name][member].copy_(value)
         if "momentum_buffer" in state:
