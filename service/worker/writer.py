@@ -309,7 +309,11 @@ class SharedFlush:
         with contextlib.ExitStack() as held:
             for writer in writers:
                 held.enter_context(writer._writing)
-            taken = {writer: writer._take() for writer in writers}
+            # A member settled while this waited for its lock has written how it ended: its
+            # lease is gone, and renewing it would only report it lost.
+            taken = {writer: writer._take() for writer in writers if not writer._stopped.is_set()}
+            if not taken:
+                return
             lost: dict[MetricsWriter, LeaseLost] = {}
             try:
                 with outages.converted(), transaction(self.sessions, immediate=True) as session:
