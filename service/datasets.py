@@ -58,12 +58,6 @@ def encode_parts(arrays: dict[str, np.ndarray]) -> list[memoryview]:
     return [memoryview(struct.pack("<Q", len(encoded)) + encoded), *views]
 
 
-def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
-    """The safetensors bytes of these arrays (as safetensors.numpy.save writes them, but with
-    each array copied once)."""
-    return b"".join(encode_parts(arrays))
-
-
 def store_upload(
     session: Session,
     *,
