@@ -12,7 +12,7 @@ import torch
 from sqlalchemy import Engine, event, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from service import jobs, repository, repository_checkpoints
+from service import jobs, repository_checkpoints
 from service.db import transaction
 from service.settings import Settings
 from service.specs import JobSpec
@@ -23,32 +23,13 @@ from service.worker.loop import Worker
 from tests.factories import tiny_spec
 from tests.jobs import queue_spec, read, wait_for
 from tests.servers import start_service
-from tests.unit.training.runs import RecordingHooks
-
-CPU = torch.device("cpu")
+from tests.solo import assert_like_solo, losses, solo_losses
+from tests.unit.training.runs import CPU, RecordingHooks
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
     """tiny_spec with 12 epochs and a checkpoint every 2; overrides set the member's own."""
     return tiny_spec(epochs=12, checkpoint_every=2, batch_size=4) | overrides
-
-
-def losses(sessions: sessionmaker[Session], job_id: str) -> list[tuple[int, float]]:
-    with transaction(sessions) as session:
-        return [(m.epoch, m.loss) for m in repository.list_metrics(session, job_id=job_id)]
-
-
-def solo_losses(sessions: sessionmaker[Session], job_id: str) -> list[tuple[int, float]]:
-    """What the job's stored spec gives trained solo, in this process."""
-    hooks = RecordingHooks()
-    train(JobSpec.model_validate(read(sessions, job_id).spec), device=CPU, hooks=hooks)
-    return [(m.epoch, m.loss) for m in hooks.epochs]
-
-
-def assert_like_solo(sessions: sessionmaker[Session], job_id: str) -> None:
-    stored, solo = losses(sessions, job_id), solo_losses(sessions, job_id)
-    assert [e for e, _ in stored] == [e for e, _ in solo]
-    torch.testing.assert_close([v for _, v in stored], [v for _, v in solo], rtol=1e-3, atol=0)
 
 
 def queue_group(sessions: sessionmaker[Session], settings: Settings) -> list[str]:

@@ -23,10 +23,10 @@ from service.settings import Settings
 from service.worker import outages
 from service.worker.loop import Worker
 from tests.factories import stochastic_spec, tiny_spec
-from tests.integration.test_fused_worker import assert_like_solo
 from tests.jobs import history, queue, queue_spec, read, wait_for
 from tests.proxy import Proxy
 from tests.servers import start_service
+from tests.solo import assert_like_solo
 
 # --- telling the database's faults from the job's ------------------------------------------------
 
