@@ -111,7 +111,11 @@ def test_sigterm_finishes_the_epoch_checkpoints_and_requeues(
     assert latest.epoch == job.epoch >= 3
 
 
-@pytest.mark.parametrize("settings_overrides", [{"max_active_jobs_per_key": 100}])
+# Solo claims: fused, one worker may take all 50 tiny jobs in two claims of up to 32 and leave
+# the other none to race for (test_fused_worker.py covers the partners' claims).
+@pytest.mark.parametrize(
+    "settings_overrides", [{"max_active_jobs_per_key": 100, "fuse_max_jobs": 1}]
+)
 def test_two_workers_racing_run_each_of_50_jobs_exactly_once(
     sessions: sessionmaker[Session], settings: Settings, tmp_path: Path
 ) -> None:
