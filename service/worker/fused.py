@@ -92,20 +92,24 @@ def claim_partners(
     `activation_budget`: the worker's devices.fuse_activation_budget."""
     if settings.fuse_max_jobs == 1:
         return []
+    # The queue first: a lone job (the common case) pays one query, not a traced network.
+    candidates = fused_repository.queued_specs(
+        session, status=jobs.CLAIM_FROM, limit=settings.fuse_scan_jobs
+    )
+    if not candidates:
+        return []
     key = _key(first.spec)
     if key is None:
+        return []
+    matching = [job_id for job_id, spec in candidates if _key(spec) == key]
+    if not matching:
         return []
     size = group_size(
         jobs.stored_spec(first),
         max_jobs=settings.fuse_max_jobs,
         activation_budget=activation_budget,
     )
-    if size == 1:
-        return []
-    candidates = fused_repository.queued_specs(
-        session, status=jobs.CLAIM_FROM, limit=settings.fuse_scan_jobs
-    )
-    chosen = [job_id for job_id, spec in candidates if _key(spec) == key][: size - 1]
+    chosen = matching[: size - 1]
     if not chosen:
         return []
     label = f"{device} (fused x{len(chosen) + 1})"
