@@ -14,7 +14,8 @@ about a millisecond each) and sum-bins-simplenn (100 epochs of 16 batches). Each
   time is the job's started_at -> finished_at as GET /v1/jobs/{id} reports them: the worker's
   claim to its final write, so what the bench's own polling costs the api does not count;
 - in-process: service.training.loop.train() on the same planned spec with no-op hooks, in this
-  process with the same torch threads and the worker's allocator settings
+  process with the same torch threads, checkpoint pace (SERVICE_CHECKPOINT_SECONDS) and the
+  worker's allocator settings
   (service/training/memory.py; bench/allocator.py measures what they gain on their own), timed
   around the call.
 
@@ -60,6 +61,7 @@ import orjson
 import torch
 from sqlalchemy import create_engine, text
 
+from service.settings import Settings
 from service.specs import JobSpec
 from service.training.datasets import describe_dataset
 from service.training.devices import pick_device
@@ -292,11 +294,15 @@ class NoHooks:
 
 
 def in_process(spec: dict[str, Any], *, device: torch.device) -> Timed:
-    """train() on the spec as the service would plan it, with no-op hooks: wall and CPU time."""
+    """train() on the spec as the service would plan it, with no-op hooks and the worker's
+    checkpoint pace (so both take the same checkpoints): wall and CPU time."""
     parsed = JobSpec.model_validate(spec)
     planned = plan(parsed, data=describe_dataset(parsed.dataset)).spec
+    pace = os.environ.get(
+        "SERVICE_CHECKPOINT_SECONDS", Settings.model_fields["checkpoint_seconds"].default
+    )
     wall, cpu = time.perf_counter(), time.process_time()
-    train(planned, device=device, hooks=NoHooks())
+    train(planned, device=device, hooks=NoHooks(), checkpoint_seconds=float(pace))
     return Timed(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu)
 
 

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     max_storage_bytes_per_key: int | None = Field(default=None, ge=1)
     # Periodic checkpoints kept per job besides best and final.
     keep_periodic_checkpoints: int = Field(default=3, ge=1)
+    # The default cadence's periodic checkpoints (a spec without checkpoint_every: a tenth of
+    # the run) are at least this much training apart: each is a write at once beside the
+    # training, and a job of a few seconds needs none to resume from. A killed worker loses
+    # about this much training at most; a cadence the spec names, a stop and the final
+    # checkpoint are never held back; 0: every tenth of the run.
+    checkpoint_seconds: float = Field(default=5.0, ge=0)
 
     # How long the api trusts what it has looked up before looking it up again: an API key (a
     # revoked one is refused within this), and a finished job's checkpoint for predict (a deleted

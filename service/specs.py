@@ -261,7 +261,8 @@ class JobSpec(Strict):
     validation_fraction: float = Field(default=0.0, ge=0, lt=1)
     # Standardise inputs (and regression targets) with the training split's mean and std.
     standardize: bool = False
-    # None: about ten checkpoints over the run, max(1, epochs // 10).
+    # None: about ten checkpoints over the run (every max(1, epochs // 10) epochs), each at least
+    # SERVICE_CHECKPOINT_SECONDS after the last (epochs.CheckpointPace).
     checkpoint_every: PositiveInt | None = None
     # None: val_loss when there is a validation split, else loss.
     best_metric: MetricName | None = None

@@ -72,6 +72,8 @@ def make_settings(**overrides: object) -> Settings:
         "device": "cpu",
         # Several worker processes share two cores in these tests.
         "torch_threads": 1,
+        # Tests count on each checkpoint of the default cadence; tests of the pace set their own.
+        "checkpoint_seconds": 0.0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -67,7 +67,7 @@ def _configuration(spec: dict[str, Any]) -> list[tuple[str, str]]:
         ("schedule", _fields(schedule) if schedule else "constant learning rate"),
         ("batch size", _value(spec["batch_size"] or "the whole training split")),
         ("seed", _value(spec["seed"])),
-        ("checkpoint", f"every {spec['checkpoint_every']} epochs, best by {spec['best_metric']}"),
+        ("checkpoint", f"{_checkpoints(spec)}, best by {spec['best_metric']}"),
         ("early stop", _fields(early) if early else "off"),
     ]
 
@@ -92,6 +92,13 @@ def _layer(layer: dict[str, Any]) -> str:
 
 def _fields(values: dict[str, Any], *skip: str) -> str:
     return ", ".join(f"{key}={_value(value)}" for key, value in values.items() if key not in skip)
+
+
+def _checkpoints(spec: dict[str, Any]) -> str:
+    """A spec's checkpoint cadence: its own, or the default's (a tenth of the run, paced)."""
+    if spec.get("checkpoint_every") is not None:
+        return f"every {spec['checkpoint_every']} epochs"
+    return f"every {max(1, spec['epochs'] // 10)} epochs, seconds apart (default)"
 
 
 def _value(value: Any) -> str:

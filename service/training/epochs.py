@@ -4,8 +4,9 @@ whether to stop, and the checkpoint the epoch takes decided.
 """
 
 import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -24,12 +25,35 @@ from service.training.hooks import (
 from service.training.metrics import improves
 
 
-def checkpoint_kinds(spec: JobSpec, *, epoch: int, stop: StopReason | None) -> set[CheckpointKind]:
+@dataclass
+class CheckpointPace:
+    """Keeps a run's default periodic checkpoints (no checkpoint_every in its spec) at least
+    `seconds` apart (SERVICE_CHECKPOINT_SECONDS; 0: a tenth of the run each). Counted from the
+    run's start, so a run shorter than `seconds` takes only its final checkpoint."""
+
+    seconds: float = 0.0
+    last: float = field(default_factory=time.monotonic)
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.seconds
+
+    def taken(self) -> None:
+        self.last = time.monotonic()
+
+
+def checkpoint_kinds(
+    spec: JobSpec, *, epoch: int, stop: StopReason | None, pace: CheckpointPace
+) -> set[CheckpointKind]:
     """The kinds of checkpoint `epoch` takes, if any (the best is decided by the caller)."""
     # Early stopping ends the job where it is: that epoch is its last, as `final` says.
     if epoch == spec.epochs or (stop is not None and stop.kind == StopKind.EARLY_STOPPED):
         return {"final"}
-    if stop is not None or epoch % (spec.checkpoint_every or 1) == 0:
+    if stop is not None:
+        return {"periodic"}
+    if spec.checkpoint_every is not None:  # the user's cadence, to the epoch
+        return {"periodic"} if epoch % spec.checkpoint_every == 0 else set()
+    # The default: about ten over the run, paced.
+    if epoch % max(1, spec.epochs // 10) == 0 and pace.due():
         return {"periodic"}
     return set()
 
@@ -57,6 +81,7 @@ def end_epoch(
     hooks: TrainingHooks,
     best: float | None,
     patience: Patience,
+    pace: CheckpointPace,
 ) -> EpochEnd:
     """An epoch's end, the same for a solo run and each fused member: check its loss, step the
     schedule, report its metrics, count early stopping, ask the hooks whether to stop, and
@@ -89,7 +114,9 @@ def end_epoch(
     # the hooks: the job's work is done, and a shutdown handing it back would resume it past
     # the epoch it stopped at.
     stop = None if epoch == spec.epochs else stopped_early or hooks.should_stop(epoch=epoch)
-    kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop)
+    kinds = checkpoint_kinds(spec, epoch=epoch, stop=stop, pace=pace)
+    if kinds:
+        pace.taken()
     metric = getattr(metrics, spec.best_metric)
     if kinds and improves(metric, best=best, metric=spec.best_metric):
         kinds.add("best")

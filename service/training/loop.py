@@ -26,7 +26,7 @@ from service.training.checkpoints import (
     load_weights,
 )
 from service.training.early_stopping import Patience
-from service.training.epochs import check_finite_weights, end_epoch
+from service.training.epochs import CheckpointPace, check_finite_weights, end_epoch
 from service.training.hooks import (
     CheckpointKind,
     Resume,
@@ -141,8 +141,10 @@ def train(
     hooks: TrainingHooks,
     resume: Resume | None = None,
     uploaded: Tensors | None = None,
+    checkpoint_seconds: float = 0.0,
 ) -> TrainingOutcome:
-    """Train the network a normalised spec (see plan.plan) describes, reporting through hooks.
+    """Train the network a normalised spec (see plan.plan) describes, reporting through hooks;
+    periodic checkpoints at least `checkpoint_seconds` apart (epochs.CheckpointPace).
 
     Raises TrainingFailed when the loss or the weights stop being finite, or the network fails.
     """
@@ -205,6 +207,7 @@ def train(
 
     parameters = [p for group in optimizer.param_groups for p in group["params"]]
     step = step_function(optimizer)
+    pace = CheckpointPace(checkpoint_seconds)
     network.train()
     for epoch in range(first_epoch, spec.epochs + 1):
         started = time.perf_counter()
@@ -250,6 +253,7 @@ def train(
             hooks=hooks,
             best=best,
             patience=patience,
+            pace=pace,
         )
         best, patience = end.best, end.patience
         if end.checkpoint:

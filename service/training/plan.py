@@ -1,7 +1,7 @@
 """Check a job spec against its data before any work starts, and write out its normalised form.
 
 `plan` fills in every default that depends on the task or the data (task, loss, seed,
-checkpoint_every, best_metric, early stopping's metric, the cosine schedule's t_max, each
+best_metric, early stopping's metric, the cosine schedule's t_max, each
 layer's input size, and an upload's shapes, so a job keeps predicting after its dataset is gone),
 dry-runs the network on the meta device, and refuses, with a message saying what to change,
 any spec that could not train. It allocates no real memory, so the api can call it on every
@@ -215,7 +215,6 @@ def plan(spec: JobSpec, *, data: DataShape) -> Plan:
         model={"layers": [layer.model_dump() for layer in traced.layers]},
         # A random seed is still a seed: stored in the spec, the job can be rerun exactly.
         seed=spec.seed if spec.seed is not None else secrets.randbelow(2**63),
-        checkpoint_every=spec.checkpoint_every or max(1, spec.epochs // 10),
         best_metric=best_metric,
     )
     if spec.early_stopping is not None:

@@ -98,7 +98,12 @@ export function renderConfig(job) {
     ["Batch size", spec.batch_size ? formatNumber(spec.batch_size) : "the whole training split"],
     ["Seed", spec.seed ?? "–"],
     ["Shuffle, standardize", `${spec.shuffle}, ${spec.standardize}`],
-    ["Checkpoint every", `${formatNumber(spec.checkpoint_every)} epochs`],
+    [
+      "Checkpoint every",
+      spec.checkpoint_every
+        ? `${formatNumber(spec.checkpoint_every)} epochs`
+        : `${formatNumber(Math.max(1, Math.floor(spec.epochs / 10)))} epochs, seconds apart (default)`,
+    ],
     ["Early stopping", spec.early_stopping ? describe(spec.early_stopping) : "off"],
     ["Best metric", best],
   ]);

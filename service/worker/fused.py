@@ -193,7 +193,15 @@ def _run_members(worker: "Worker", *, claimed: list[Claimed], shared: SharedFlus
         except Exception as exc:
             worker.settle(hooks, work=_gives(MemberResult(error=exc)))
             continue
-        members.append(Member(spec=spec, hooks=hooks, resume=resume, uploaded=uploaded))
+        members.append(
+            Member(
+                spec=spec,
+                hooks=hooks,
+                resume=resume,
+                uploaded=uploaded,
+                checkpoint_seconds=worker.settings.checkpoint_seconds,
+            )
+        )
         hooks_of.append(hooks)
 
     def leave(index: int, result: MemberResult) -> None:

@@ -120,7 +120,12 @@ class Worker:
         def work() -> TrainingOutcome:
             uploaded = self.load_uploaded(spec)
             return train(
-                spec, device=self.device, hooks=hooks, resume=solo.resume, uploaded=uploaded
+                spec,
+                device=self.device,
+                hooks=hooks,
+                resume=solo.resume,
+                uploaded=uploaded,
+                checkpoint_seconds=self.settings.checkpoint_seconds,
             )
 
         hooks.writer.start()

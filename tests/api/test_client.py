@@ -168,7 +168,7 @@ def test_jobs_show_metrics_predict_and_cancel(
         "optimizer  adam (lr=0.01, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=false)",
         "batch size the whole training split",
         "seed       7",
-        "checkpoint every 1 epochs, best by loss",
+        "checkpoint every 1 epochs, seconds apart (default), best by loss",
         f"queued     {job['created_at']}",
         f"started    {job['started_at']}",
         f"finished   {job['finished_at']}",

@@ -42,6 +42,21 @@ def test_worker_trains_a_job_to_success(
     assert checkpoints[-1].is_final
 
 
+@pytest.mark.parametrize("settings_overrides", [{"checkpoint_seconds": 3600.0}])
+def test_the_workers_checkpoint_pace_leaves_a_short_job_its_final_checkpoint(
+    sessions: sessionmaker[Session], settings: Settings
+) -> None:
+    [job_id] = queue(sessions, settings, checkpoint_every=None)  # the default: every epoch of 3
+
+    assert Worker(settings=settings, sessions=sessions).run_once() is True
+
+    with transaction(sessions) as session:
+        checkpoints = repository_checkpoints.list_checkpoints(session, job_id=job_id)
+        metrics = repository.list_metrics(session, job_id=job_id)
+    assert [(c.epoch, c.is_periodic, c.is_final) for c in checkpoints] == [(3, False, True)]
+    assert [m.epoch for m in metrics] == [1, 2, 3]
+
+
 def test_empty_queue_runs_nothing(sessions: sessionmaker[Session], settings: Settings) -> None:
     assert Worker(settings=settings, sessions=sessions).run_once() is False
 

@@ -201,6 +201,7 @@ def _finish_epoch(
         hooks=hooks,
         best=run.best,
         patience=run.patience,
+        pace=run.pace,
     )
     run.best, run.patience = end.best, end.patience
     if end.checkpoint:

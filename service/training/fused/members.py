@@ -16,6 +16,7 @@ from service.specs import JobSpec
 from service.training import randomness
 from service.training.checkpoints import TrainingState, decode_state, encode_state, load_weights
 from service.training.early_stopping import Patience
+from service.training.epochs import CheckpointPace
 from service.training.hooks import Resume, TrainingHooks
 from service.training.job_data import PreparedData, Tensors, prepare_data
 from service.training.networks import build_network
@@ -30,6 +31,7 @@ class Member:
     hooks: TrainingHooks
     resume: Resume | None = None
     uploaded: Tensors | None = None
+    checkpoint_seconds: float = 0.0  # train()'s
 
 
 @dataclass
@@ -46,6 +48,7 @@ class MemberRun:
     epoch: int  # the last finished epoch
     best: float | None = None
     patience: Patience = field(default_factory=Patience)
+    pace: CheckpointPace = field(default_factory=CheckpointPace)
 
     @property
     def spec(self) -> JobSpec:
@@ -77,6 +80,7 @@ def start(member: Member, *, device: torch.device) -> MemberRun:
         shuffle=randomness.generator(spec.seed, stream="shuffle"),
         rng=torch.get_rng_state(),
         epoch=0,
+        pace=CheckpointPace(member.checkpoint_seconds),
     )
     if member.resume is not None:
         state = decode_state(member.resume.state)

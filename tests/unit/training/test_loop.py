@@ -1,4 +1,5 @@
 import math
+import time
 
 import pytest
 import safetensors.torch
@@ -6,6 +7,7 @@ import torch
 
 from service.errors import TrainingFailed
 from service.training.checkpoints import decode_state
+from service.training.epochs import CheckpointPace, checkpoint_kinds
 from service.training.hooks import StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 
@@ -120,6 +122,29 @@ def test_checkpoint_kinds_periodic_best_and_final() -> None:
     kinds = [(c.epoch, sorted(c.kinds)) for c in hooks.checkpoints]
     assert kinds == [(2, ["best", "periodic"]), (4, ["best", "periodic"]), (6, ["best", "final"])]
     assert [c.metric for c in hooks.checkpoints] == [hooks.epochs[i].loss for i in (1, 3, 5)]
+
+
+def test_a_pace_holds_back_default_checkpoints_but_not_a_stop_or_the_final_one() -> None:
+    spec = planned(epochs=6, batch_size=None)  # the default cadence: every epoch of six
+    _, hooks = run(spec, checkpoint_seconds=3600.0)
+    assert [(c.epoch, sorted(c.kinds)) for c in hooks.checkpoints] == [(6, ["best", "final"])]
+    _, stopped = run(spec, checkpoint_seconds=3600.0, stop_after=3)
+    assert [(c.epoch, sorted(c.kinds)) for c in stopped.checkpoints] == [(3, ["best", "periodic"])]
+    _, unpaced = run(spec, checkpoint_seconds=0.0)
+    assert [c.epoch for c in unpaced.checkpoints] == [1, 2, 3, 4, 5, 6]
+    # A cadence the spec names is kept to the epoch.
+    _, named = run(planned(epochs=6, checkpoint_every=2), checkpoint_seconds=3600.0)
+    assert [c.epoch for c in named.checkpoints] == [2, 4, 6]
+
+
+def test_a_default_checkpoint_is_taken_once_the_pace_has_passed() -> None:
+    spec = planned(epochs=20)  # the default cadence: every second epoch
+    passed = CheckpointPace(seconds=10.0, last=time.monotonic() - 11.0)
+    waiting = CheckpointPace(seconds=10.0, last=time.monotonic())
+    assert checkpoint_kinds(spec, epoch=4, stop=None, pace=passed) == {"periodic"}
+    assert checkpoint_kinds(spec, epoch=4, stop=None, pace=waiting) == set()
+    # Only the cadence's epochs, paced or not.
+    assert checkpoint_kinds(spec, epoch=5, stop=None, pace=passed) == set()
 
 
 def test_a_worse_checkpoint_is_not_best() -> None:

@@ -41,7 +41,7 @@ def test_plan_writes_out_every_default_and_inferred_size() -> None:
     assert normalised.task == "classification"
     assert normalised.loss == "cross_entropy"
     assert normalised.best_metric == "val_loss"
-    assert normalised.checkpoint_every == 1  # epochs 6 // 10, at least 1
+    assert normalised.checkpoint_every is None  # the default: paced, so the run decides
     assert normalised.seed is not None
     assert normalised.schedule is not None
     assert normalised.schedule.model_dump() == {"kind": "cosine", "t_max": 6, "eta_min": 0.0}
@@ -152,7 +152,7 @@ def test_regression_defaults() -> None:
         "mse",
         "loss",
     )
-    assert normalised.checkpoint_every == 80
+    assert normalised.checkpoint_every is None
 
 
 def test_convolutions_take_their_channels_from_the_data() -> None:

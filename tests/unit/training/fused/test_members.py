@@ -117,6 +117,24 @@ def test_members_leave_as_their_epochs_or_early_stopping_end_them() -> None:
     assert [len(h.epochs) for h in hooks] == [2, 2, 7, 5]
 
 
+def test_a_members_periodic_checkpoints_keep_its_pace() -> None:
+    # The default cadence: every epoch of four.
+    specs = [
+        spec(seed=1, epochs=4, checkpoint_every=None),
+        spec(seed=2, epochs=4, checkpoint_every=None),
+    ]
+    paced, unpaced = RecordingHooks(), RecordingHooks()
+    train_fused(
+        [
+            Member(spec=specs[0], hooks=paced, checkpoint_seconds=3600.0),
+            Member(spec=specs[1], hooks=unpaced, checkpoint_seconds=0.0),
+        ],
+        device=CPU,
+    )
+    assert [c.epoch for c in paced.checkpoints] == [4]
+    assert [c.epoch for c in unpaced.checkpoints] == [1, 2, 3, 4]
+
+
 def test_a_member_whose_hooks_raise_leaves_with_that_error() -> None:
     class Broken(RecordingHooks):
         def should_stop(self, *, epoch: int) -> None:
