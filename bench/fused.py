@@ -12,6 +12,9 @@ table shows each one's median wall and CPU time and the speed-up, sequential / f
 
 `--vmap` also times one training step of the stacked spiral networks two ways: the stack's
 batched operators (baddbmm) and torch.func's vmap over functional_call, forward and backward.
+`--leave` times what a stack does once half its members have left: a step of the whole stack,
+as masking them out would go on paying, against repacking it (what train_fused does) and a step
+of the half that stays.
 """
 
 import argparse
@@ -128,20 +131,56 @@ def compare(name: str, *, specs: list[JobSpec], groups: list[int], repeats: int)
         print(line)
 
 
-def step_times(specs: list[JobSpec], *, steps: int) -> None:
-    """One full-batch training step of the stacked networks: batched operators against vmap."""
+def spiral_networks(specs: list[JobSpec]) -> list[torch.nn.Sequential]:
     networks = []
     for spec in specs:
         torch.manual_seed(spec.seed or 0)
         networks.append(build_network(spec.model.layers, device=CPU))
+    return networks
+
+
+def stacked_step(stack: StackedNetwork) -> Callable[[], None]:
+    """One full-batch forward and backward of a stack of spiral networks (3000 points each)."""
+    x = torch.randn(stack.members, 3000, 2)
+    y = torch.randint(0, 3, (stack.members, 3000))
+
+    def step() -> None:
+        loss = member_losses(stack(x), y, loss="cross_entropy").sum()
+        torch.autograd.grad(loss, list(stack.parameters.values()))
+
+    return step
+
+
+def per_step(run: Callable[[], None], *, steps: int) -> float:
+    run()
+    started = time.perf_counter()
+    for _ in range(steps):
+        run()
+    return (time.perf_counter() - started) / steps
+
+
+def leave_costs(specs: list[JobSpec], *, steps: int) -> None:
+    """When half a stack's members have left: a step of the whole stack (what masking them out
+    would go on paying) against a step of the half that stays, and the repacking itself."""
+    stack = StackedNetwork(spiral_networks(specs))
+    whole = per_step(stacked_step(stack), steps=steps)
+    started = time.perf_counter()
+    stack.keep(torch.arange(0, stack.members, 2))
+    repack = time.perf_counter() - started
+    half = per_step(stacked_step(stack), steps=steps)
+    print(
+        f"  {len(specs)} spiral networks, half left: masked {whole * 1e3:7.2f} ms per step, "
+        f"repacked {half * 1e3:7.2f} ms per step after {repack * 1e3:.2f} ms repacking"
+    )
+
+
+def step_times(specs: list[JobSpec], *, steps: int) -> None:
+    """One full-batch training step of the stacked networks: batched operators against vmap."""
+    networks = spiral_networks(specs)
     members = len(networks)
     x = torch.randn(members, 3000, 2)
     y = torch.randint(0, 3, (members, 3000))
-    stack = StackedNetwork(networks)
-
-    def batched() -> None:
-        loss = member_losses(stack(x), y, loss="cross_entropy").sum()
-        torch.autograd.grad(loss, list(stack.parameters.values()))
+    batched = stacked_step(StackedNetwork(networks))
 
     parameters, buffers = stack_module_state(networks)
     template = networks[0]
@@ -159,12 +198,8 @@ def step_times(specs: list[JobSpec], *, steps: int) -> None:
         torch.autograd.grad(loss, list(parameters.values()))
 
     for label, run in (("batched operators", batched), ("torch.func vmap", vmapped)):
-        run()
-        started = time.perf_counter()
-        for _ in range(steps):
-            run()
-        per_step = (time.perf_counter() - started) / steps
-        print(f"  {members} spiral networks, {label:18s} {per_step * 1e3:7.2f} ms per step")
+        took = per_step(run, steps=steps)
+        print(f"  {members} spiral networks, {label:18s} {took * 1e3:7.2f} ms per step")
 
 
 def main() -> None:
@@ -176,6 +211,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vmap", action="store_true")
+    parser.add_argument("--leave", action="store_true")
     parser.add_argument("--only", choices=("spiral", "simplenn"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -183,6 +219,9 @@ def main() -> None:
     if args.vmap:
         for members in groups:
             step_times(configurations("spiral-relu-adam", jobs=members, epochs=1), steps=50)
+    if args.leave:
+        for members in groups:
+            leave_costs(configurations("spiral-relu-adam", jobs=members, epochs=1), steps=50)
     if args.only in (None, "spiral"):
         specs = configurations("spiral-relu-adam", jobs=args.jobs, epochs=args.spiral_epochs)
         compare("seed 001 spiral", specs=specs, groups=groups, repeats=args.repeats)
