@@ -193,12 +193,12 @@ def renew_lease(
     """Extend the lease and set `values` if the lease is still held.
 
     Returns the job's cancel_requested flag, or None when the lease was lost."""
-    jobs = JOBS.c
+    job = JOBS.c
     statement = (
         update(JOBS)
-        .where(jobs.id == job_id, jobs.status == JobStatus.RUNNING, jobs.lease_owner == lease_token)
+        .where(job.id == job_id, job.status == JobStatus.RUNNING, job.lease_owner == lease_token)
         .values(lease_expires_at=lease_expires_at, **values)
-        .returning(jobs.cancel_requested)
+        .returning(job.cancel_requested)
     )
     return session.execute(statement).scalar_one_or_none()
 

@@ -144,7 +144,7 @@ def train(
     checkpoint_seconds: float = 0.0,
 ) -> TrainingOutcome:
     """Train the network a normalised spec (see plan.plan) describes, reporting through hooks;
-    periodic checkpoints at least `checkpoint_seconds` apart (epochs.CheckpointPace).
+    the default cadence's checkpoints at least `checkpoint_seconds` apart (epochs.CheckpointPace).
 
     Raises TrainingFailed when the loss or the weights stop being finite, or the network fails.
     """
