@@ -4,9 +4,10 @@ A transaction per epoch costs more than a small epoch takes to train, so the tra
 only appends each EpochResult to a list. A background thread stores what has gathered every
 SERVICE_METRICS_FLUSH_SECONDS, in one transaction that renews the lease (a conditional UPDATE
 that also reads whether a cancel was asked) and inserts the epochs with one statement
-(repository.add_epoch_metrics); it is the job's heartbeat as well. A checkpoint is handed to the same thread, which stores it at
-once, while training goes on: a checkpoint write costs more than a small job's epochs, and a
-network round trip besides on PostgreSQL. How the job ended is written by the worker itself.
+(repository.add_epoch_metrics); it is the job's heartbeat as well. A checkpoint is handed to
+the same thread, which stores it at once, while training goes on: a checkpoint write costs
+more than a small job's epochs, and a network round trip besides on PostgreSQL. How the job
+ended is written by the worker itself.
 Either way a write takes every pending epoch and queued checkpoint along, in order, in one
 transaction, so a checkpoint is never stored ahead of the epochs before it, and a killed worker
 loses only what came after its last stored checkpoint, which the resume trains again.
