@@ -298,11 +298,9 @@ def in_process(spec: dict[str, Any], *, device: torch.device) -> Timed:
     checkpoint pace (so both take the same checkpoints): wall and CPU time."""
     parsed = JobSpec.model_validate(spec)
     planned = plan(parsed, data=describe_dataset(parsed.dataset)).spec
-    pace = os.environ.get(
-        "SERVICE_CHECKPOINT_SECONDS", Settings.model_fields["checkpoint_seconds"].default
-    )
+    pace = Settings().checkpoint_seconds  # the worker reads the same environment
     wall, cpu = time.perf_counter(), time.process_time()
-    train(planned, device=device, hooks=NoHooks(), checkpoint_seconds=float(pace))
+    train(planned, device=device, hooks=NoHooks(), checkpoint_seconds=pace)
     return Timed(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu)
 
 
