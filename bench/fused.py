@@ -1,7 +1,7 @@
 """Fused training against the same jobs trained one after another, in one process, on the CPU.
 
     .venv/bin/python bench/fused.py [--jobs 16] [--group 4,8,16] [--spiral-epochs 300]
-        [--simplenn-epochs 5] [--repeats 3] [--threads 2] [--vmap]
+        [--simplenn-epochs 5] [--repeats 3] [--threads 2] [--vmap] [--leave] [--compile]
 
 Two workloads, each `--jobs` configurations (learning rate x weight decay x seed) of a tutorial
 job with no-op hooks: seed 001's spiral network (2 -> 100 -> 3, 603 parameters, 3000 points, full
@@ -9,6 +9,9 @@ batch, Adam) and seed 002's SimpleNN (784 -> 128 -> 10 on 1000 sum_bins samples,
 `sequential` trains each with train(); `fused xG` trains them with train_fused() in groups of G,
 one group after another. The runs are interleaved, each repeat runs every variant once, and the
 table shows each one's median wall and CPU time and the speed-up, sequential / fused.
+
+`--compile` also trains the groups with the compiled step (train_fused(compiled=True),
+SERVICE_FUSE_COMPILE), after timing its compile once as a worker pays it.
 
 `--vmap` also times one training step of the stacked spiral networks two ways: the stack's
 batched operators (baddbmm) and torch.func's vmap over functional_call, forward and backward.
@@ -79,12 +82,12 @@ def sequential(specs: list[JobSpec]) -> list[list[float]]:
     return losses
 
 
-def fused(specs: list[JobSpec], *, group: int) -> list[list[float]]:
+def fused(specs: list[JobSpec], *, group: int, compiled: bool = False) -> list[list[float]]:
     losses: list[list[float]] = []
     for start in range(0, len(specs), group):
         hooks = [NoHooks() for _ in specs[start : start + group]]
         members = [Member(spec=s, hooks=h) for s, h in zip(specs[start:], hooks, strict=False)]
-        train_fused(members, device=CPU)
+        train_fused(members, device=CPU, compiled=compiled)
         losses.extend(h.losses for h in hooks)
     return losses
 
@@ -98,10 +101,24 @@ def largest_difference(mine: list[list[float]], theirs: list[list[float]]) -> fl
     )
 
 
-def compare(name: str, *, specs: list[JobSpec], groups: list[int], repeats: int) -> None:
+def compare(
+    name: str, *, specs: list[JobSpec], groups: list[int], repeats: int, compiled: bool
+) -> None:
     runners: dict[str, Callable[[], list[list[float]]]] = {"sequential": lambda: sequential(specs)}
     for group in groups:
         runners[f"fused x{group}"] = lambda group=group: fused(specs, group=group)  # type: ignore[misc]
+    if compiled:
+        # Compiled as a worker compiles it: for the first size of group, then once more for any
+        # size (timed here, an epoch of each group size).
+        started = time.perf_counter()
+        once = [spec.model_copy(update={"epochs": 1}) for spec in specs]
+        for group in groups:
+            fused(once[:group], group=group, compiled=True)
+        print(f"{name}: compiling the fused step took {time.perf_counter() - started:.1f} s")
+        for group in groups:
+            runners[f"compiled x{group}"] = lambda group=group: fused(  # type: ignore[misc]
+                specs, group=group, compiled=True
+            )
     walls: dict[str, list[float]] = {label: [] for label in runners}
     cpus: dict[str, list[float]] = {label: [] for label in runners}
     losses: dict[str, list[list[float]]] = {}
@@ -118,7 +135,7 @@ def compare(name: str, *, specs: list[JobSpec], groups: list[int], repeats: int)
     )
     for label in runners:
         wall, cpu = statistics.median(walls[label]), statistics.median(cpus[label])
-        line = f"  {label:12s} wall {wall:7.2f} s  cpu {cpu:7.2f} s"
+        line = f"  {label:13s} wall {wall:7.2f} s  cpu {cpu:7.2f} s"
         if label != "sequential":
             paired = statistics.median(
                 s / f for s, f in zip(walls["sequential"], walls[label], strict=True)
@@ -213,6 +230,7 @@ def main() -> None:
     parser.add_argument("--vmap", action="store_true")
     parser.add_argument("--leave", action="store_true")
     parser.add_argument("--only", choices=("spiral", "simplenn"))
+    parser.add_argument("--compile", action="store_true", help="also the compiled fused step")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     groups = [int(g) for g in args.group.split(",")]
@@ -224,10 +242,22 @@ def main() -> None:
             leave_costs(configurations("spiral-relu-adam", jobs=members, epochs=1), steps=50)
     if args.only in (None, "spiral"):
         specs = configurations("spiral-relu-adam", jobs=args.jobs, epochs=args.spiral_epochs)
-        compare("seed 001 spiral", specs=specs, groups=groups, repeats=args.repeats)
+        compare(
+            "seed 001 spiral",
+            specs=specs,
+            groups=groups,
+            repeats=args.repeats,
+            compiled=args.compile,
+        )
     if args.only in (None, "simplenn"):
         specs = configurations("sum-bins-simplenn", jobs=args.jobs, epochs=args.simplenn_epochs)
-        compare("seed 002 SimpleNN", specs=specs, groups=groups, repeats=args.repeats)
+        compare(
+            "seed 002 SimpleNN",
+            specs=specs,
+            groups=groups,
+            repeats=args.repeats,
+            compiled=args.compile,
+        )
 
 
 if __name__ == "__main__":

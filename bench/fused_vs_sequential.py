@@ -2,13 +2,16 @@
 at once to `service up` (api + one worker) with fusion on, against SERVICE_FUSE_MAX_JOBS=1.
 
     .venv/bin/python bench/fused_vs_sequential.py [--jobs 64] [--spiral-epochs 1000]
-        [--simplenn-epochs 100] [--repeats 1] [--threads 2] [--device cpu]
+        [--simplenn-epochs 100] [--repeats 1] [--threads 2] [--device cpu] [--compile]
 
 Two workloads of `--jobs` configurations each, learning rate x weight decay x seed:
 seed 001's spiral network and data size (full batch, Adam) and seed 002's SimpleNN (batch 64).
 Each runs in a fresh `service up` on SQLite (bench/service_overhead.py's Service), fused and
 sequential alternately; the time is from the first submission to the last job's finished_at, as
 GET /v1/jobs/{id} reports it. The table shows each one's median and the ratio.
+
+`--compile` adds a third run, fused with SERVICE_FUSE_COMPILE=true and Inductor's cache in the
+run's own folder, so it pays the whole compile a new worker machine pays.
 """
 
 import argparse
@@ -38,16 +41,21 @@ def configurations(name: str, *, jobs: int, epochs: int) -> list[dict[str, Any]]
     ]
 
 
-def run(specs: list[dict[str, Any]], *, fuse: bool, threads: int, device: str) -> tuple[float, str]:
-    """Seconds from the first submission to the last job's end, and the devices jobs reported."""
+def run(specs: list[dict[str, Any]], *, mode: str, threads: int, device: str) -> tuple[float, str]:
+    """Seconds from the first submission to the last job's end, and the devices jobs reported.
+    `mode`: fused, sequential or compiled."""
     with tempfile.TemporaryDirectory(prefix="bench-fused-") as scratch:
         service = Service(
             data_dir=Path(scratch) / "data", database_url="", threads=threads, device=device
         )
         # Fused: the service's own group size (SERVICE_FUSE_MAX_JOBS from the environment, else
         # its default), as a user gets it.
-        if not fuse:
+        if mode == "sequential":
             service.env["SERVICE_FUSE_MAX_JOBS"] = "1"
+        if mode == "compiled":
+            # Compiled from nothing, as a new worker machine compiles: a cache of its own.
+            service.env["SERVICE_FUSE_COMPILE"] = "true"
+            service.env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(scratch) / "inductor")
         service.env["SERVICE_MAX_ACTIVE_JOBS_PER_KEY"] = str(max(100, len(specs)))
         with service:
             first = datetime.now(UTC)
@@ -67,7 +75,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", choices=("spiral", "simplenn"))
+    parser.add_argument("--compile", action="store_true", help="also SERVICE_FUSE_COMPILE=true")
     args = parser.parse_args()
+    modes = ("fused", "sequential", "compiled") if args.compile else ("fused", "sequential")
     workloads = {
         "spiral": ("spiral-relu-adam", args.spiral_epochs),
         "simplenn": ("sum-bins-simplenn", args.simplenn_epochs),
@@ -76,18 +86,22 @@ def main() -> None:
         if args.only not in (None, label):
             continue
         specs = configurations(name, jobs=args.jobs, epochs=epochs)
-        walls: dict[bool, list[float]] = {True: [], False: []}
+        walls: dict[str, list[float]] = {mode: [] for mode in modes}
         for _ in range(args.repeats):
-            for fuse in (True, False):
-                wall, devices = run(specs, fuse=fuse, threads=args.threads, device=args.device)
-                walls[fuse].append(wall)
-                print(f"  {label} {'fused' if fuse else 'sequential'}: {wall:.1f} s ({devices})")
-        fused, sequential = statistics.median(walls[True]), statistics.median(walls[False])
-        print(
+            for mode in modes:
+                wall, devices = run(specs, mode=mode, threads=args.threads, device=args.device)
+                walls[mode].append(wall)
+                print(f"  {label} {mode}: {wall:.1f} s ({devices})", flush=True)
+        median = {mode: statistics.median(walls[mode]) for mode in modes}
+        sequential = median["sequential"]
+        line = (
             f"{name}: {len(specs)} jobs of {epochs} epochs, {args.threads} threads: "
-            f"sequential {sequential:.1f} s, fused {fused:.1f} s, {sequential / fused:.2f}x",
-            flush=True,
+            f"sequential {sequential:.1f} s, fused {median['fused']:.1f} s, "
+            f"{sequential / median['fused']:.2f}x"
         )
+        if "compiled" in median:
+            line += f"; compiled {median['compiled']:.1f} s, {sequential / median['compiled']:.2f}x"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

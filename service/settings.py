@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # last-level cache (past it a stacked step is bound by memory and gains nothing per member;
     # bench/fused.py, README), an eighth of a GPU's memory (devices.fuse_activation_budget).
     fuse_max_activation_bytes: int | None = Field(default=None, ge=1)
+    # Compile each fused step with torch.compile (training/fused/compiled.py): several times
+    # faster per member on the CPU for networks like seed 001's, after a compile of seconds per
+    # network in each worker; but compiled kernels round differently, so a member follows its
+    # solo run only as closely as its training damps that. Off: every member is its solo run.
+    fuse_compile: bool = False
     # Queued jobs a claim looks through for partners of the job it claimed.
     fuse_scan_jobs: int = Field(default=256, ge=1)
 

@@ -85,11 +85,13 @@ def claim_partners(
     lease_prefix: str,
     device: str,
     activation_budget: int,
+    compiled: bool,
     settings: Settings,
 ) -> list[Claimed]:
     """Claim the queued jobs that train fused with `first` (just claimed in this transaction),
     oldest first; empty when fusion is off, `first` trains solo, or none matches.
-    `activation_budget`: the worker's devices.fuse_activation_budget."""
+    `activation_budget`: the worker's devices.fuse_activation_budget; `compiled`: whether the
+    worker compiles its fused steps (the jobs' device says so)."""
     if settings.fuse_max_jobs == 1:
         return []
     # The queue first: a lone job (the common case) pays one query, not a traced network.
@@ -112,7 +114,7 @@ def claim_partners(
     chosen = matching[: size - 1]
     if not chosen:
         return []
-    label = f"{device} (fused x{len(chosen) + 1})"
+    label = f"{device} (fused x{len(chosen) + 1}{', compiled' if compiled else ''})"
     assert first.lease_owner is not None
     # Leases from now: choosing the partners took time since the first job's claim.
     moment = jobs.now()
@@ -207,4 +209,4 @@ def _run_members(worker: "Worker", *, claimed: list[Claimed], shared: SharedFlus
     def leave(index: int, result: MemberResult) -> None:
         worker.settle(hooks_of[index], work=_gives(result))
 
-    train_fused(members, device=worker.device, on_leave=leave)
+    train_fused(members, device=worker.device, on_leave=leave, compiled=worker.compile_fused)

@@ -20,6 +20,7 @@ from service.statuses import JobStatus
 from service.tables import Job
 from service.training import plan
 from service.training.devices import fuse_activation_budget, pick_device
+from service.training.fused import compiled
 from service.training.hooks import Resume, StopKind, StopReason
 from service.training.loop import TrainingOutcome, train
 from service.wakeup import Doorbell, Listener
@@ -48,6 +49,8 @@ class Worker:
         self.fuse_budget = fuse_activation_budget(
             self.device, setting=settings.fuse_max_activation_bytes
         )
+        # SERVICE_FUSE_COMPILE, where torch.compile works here (checked as run_forever starts).
+        self.compile_fused = settings.fuse_compile
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
@@ -60,6 +63,8 @@ class Worker:
             # Sizing a fused group traces its network on the meta device, whose first use
             # costs seconds: not inside the claim's transaction, while leases run.
             plan.warm_up()
+            if self.compile_fused:
+                self.compile_fused = compiled.works()
         # Listening before the first claim: a job queued after a claim found none still wakes the
         # wait that follows.
         with self.doorbell.listen() as self._listener:
@@ -102,6 +107,7 @@ class Worker:
                 lease_prefix=self.name,
                 device=str(self.device),
                 activation_budget=self.fuse_budget,
+                compiled=self.compile_fused,
                 settings=self.settings,
             )
             # In the claim's transaction: a job starts training one commit after it was queued.

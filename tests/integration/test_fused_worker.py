@@ -1,6 +1,7 @@
 """A worker training queued jobs as one fused run: each member is still its own job (lease,
 metrics, checkpoints, ending), and its losses are its solo run's to 1e-3 relative."""
 
+import logging
 import signal
 import threading
 import time
@@ -65,6 +66,20 @@ def test_fusable_jobs_train_as_one_run_each_as_its_own_job(
     assert read(sessions, other).status == "queued"
     assert Worker(settings=settings, sessions=sessions).run_once()
     assert read(sessions, other).device == "cpu"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"fuse_compile": True}])
+def test_with_fuse_compile_members_train_compiled_each_like_its_solo_run(
+    sessions: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.training.fused.loop")
+    ids = queue_group(sessions, settings)
+    assert Worker(settings=settings, sessions=sessions).run_once()
+    assert "training 3 members fused on cpu, compiled" in caplog.text
+    for job_id in ids:
+        job = read(sessions, job_id)
+        assert (job.status, job.device) == ("succeeded", "cpu (fused x3, compiled)")
+        assert_like_solo(sessions, job_id)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"fuse_max_jobs": 1}])

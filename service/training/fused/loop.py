@@ -18,6 +18,7 @@ from torch import Tensor
 from service.errors import TrainingFailed
 from service.training.checkpoints import encode_weights_dict
 from service.training.epochs import check_finite_weights, end_epoch
+from service.training.fused.compiled import compiled_measure, measure
 from service.training.fused.members import (
     Member,
     MemberRun,
@@ -77,7 +78,7 @@ def _steps(*, samples: int, batch_size: int, drop_last: bool) -> int:
 class FusedRun:
     """The stack of the members still training, and their data, stacked alike."""
 
-    def __init__(self, runs: list[MemberRun]) -> None:
+    def __init__(self, runs: list[MemberRun], *, compiled: bool = False) -> None:
         self.runs = runs
         self.spec = runs[0].spec  # what the members share: data sizes, network, batches, loss
         self.network = StackedNetwork([run.network for run in runs])
@@ -96,6 +97,21 @@ class FusedRun:
             if any(v is None for v in validation)
             else tuple(torch.stack(parts) for parts in zip(*validation, strict=True))
         )
+        loss, classification = self.spec.loss, self.spec.task == "classification"
+        assert loss is not None
+        self.measure = measure(self.network.layers, loss=loss, classification=classification)
+        self.compiled = False  # whether the step runs compiled (compiled.py)
+        if compiled:
+            inputs, targets = self.train
+            first = slice(0, self.spec.batch_size or inputs.shape[1])
+            step = compiled_measure(
+                self.network.layers.layers,
+                loss=loss,
+                classification=classification,
+                example=(self.network.parameters, inputs[:, first], targets[:, first]),
+            )
+            if step is not None:
+                self.measure, self.compiled = step, True
 
     def keep(self, positions: list[int]) -> None:
         """Keep only the members at `positions`."""
@@ -130,26 +146,22 @@ class FusedRun:
         )
 
     def train_epoch(self) -> list[Totals]:
-        spec, loss_name = self.spec, self.spec.loss
-        assert loss_name is not None
-        classification = spec.task == "classification"
+        spec = self.spec
         parameters = list(self.network.parameters.values())
         self.optimizer.set_lr([run.lr for run in self.runs])
         totals = Totals()
         for x, y in self.batches():
-            output = self.network(x)
-            losses = member_losses(output, y, loss=loss_name)
-            correct = member_correct(output.detach(), y, loss=loss_name) if classification else None
-            totals.add(losses=losses, correct=correct, size=y.shape[1])
             for parameter in parameters:
                 parameter.grad = None
+            losses, correct = self.measure(self.network.parameters, x, y)
+            totals.add(losses=losses, correct=correct, size=y.shape[1])
             losses.sum().backward()
             if spec.max_grad_norm is not None:
                 _clip(parameters, max_norm=spec.max_grad_norm)
             self.optimizer.step(self.network.parameters)
         measured = [totals]
         if self.validation is not None:
-            measured.append(self._validate(classification=classification))
+            measured.append(self._validate(classification=spec.task == "classification"))
         return measured
 
     @torch.no_grad()
@@ -228,10 +240,12 @@ def train_fused(
     *,
     device: torch.device,
     on_leave: Callable[[int, MemberResult], None] | None = None,
+    compiled: bool = False,
 ) -> list[MemberResult]:
     """Train members of one fusion key (see grouping.fusion_key) together; each member's result
     in their order. Each member's hooks see what train() would show them; `on_leave` hears of
-    each member's result (by its index) the moment it leaves, while the others train on."""
+    each member's result (by its index) the moment it leaves, while the others train on.
+    `compiled`: compile the step (compiled.py: faster on the CPU, not bit for bit solo)."""
     results: dict[int, MemberResult] = {}
 
     def leaves(index: int, result: MemberResult) -> None:
@@ -252,8 +266,10 @@ def train_fused(
             continue
         runs.append(run)
         indices.append(index)
-    logger.info("training %d members fused on %s", len(runs), device)
-    fused = FusedRun(runs) if runs else None
+    fused = FusedRun(runs, compiled=compiled) if runs else None
+    if fused is not None:
+        how = "compiled" if fused.compiled else "eagerly"
+        logger.info("training %d members fused on %s, %s", len(runs), device, how)
     while fused is not None and fused.runs:
         started = time.perf_counter()
         try:

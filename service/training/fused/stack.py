@@ -55,15 +55,71 @@ def _per_member(weight: Tensor, *, like: Tensor, channel_dim: int) -> Tensor:
     return weight.view(shape)
 
 
+# A Linear with at most this many inputs or outputs is written, in a compiled step, as that
+# many multiply-adds over the activations instead of a matrix product: Inductor then fuses it
+# with the layers around it into one loop, where a matrix product this thin is bound by
+# writing its output (seed 001's 2 -> 100 -> 3 network; bench/fused.py --compile).
+THIN_FEATURES = 4
+
+
+class StackedLayers:
+    """The forward pass of one layer list over stacked parameters [members, ...] passed in.
+
+    `thin`: write thin Linears as multiply-adds (see THIN_FEATURES), for a compiled step; run
+    eagerly that form is slower than the matrix product.
+    """
+
+    def __init__(self, layers: Sequence[nn.Module], *, thin: bool = False) -> None:
+        self.layers = list(layers)
+        self.thin = thin
+
+    def __call__(self, parameters: dict[str, Tensor], x: Tensor) -> Tensor:
+        for index, layer in enumerate(self.layers):
+            x = self._layer(index, layer, x, parameters)
+        return x
+
+    def _layer(self, index: int, layer: nn.Module, x: Tensor, p: dict[str, Tensor]) -> Tensor:
+        if isinstance(layer, nn.Linear):
+            return self._linear(x, weight=p[f"{index}.weight"], bias=p.get(f"{index}.bias"))
+        if isinstance(layer, ELEMENTWISE):
+            return layer(x)
+        if isinstance(layer, nn.PReLU):
+            weight = _per_member(p[f"{index}.weight"], like=x, channel_dim=2)
+            return torch.where(x > 0, x, weight * x)
+        if isinstance(layer, nn.Flatten):
+            return x.flatten(_shifted(layer.start_dim), _shifted(layer.end_dim))
+        if isinstance(layer, nn.Unflatten):
+            return x.unflatten(_shifted(int(layer.dim)), layer.unflattened_size)
+        if isinstance(layer, PER_SAMPLE):
+            return layer(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        if isinstance(layer, nn.Conv1d | nn.Conv2d):
+            return _convolution(layer, x, weight=p[f"{index}.weight"], bias=p.get(f"{index}.bias"))
+        if isinstance(layer, nn.LayerNorm):
+            return _layer_norm(
+                layer, x, weight=p.get(f"{index}.weight"), bias=p.get(f"{index}.bias")
+            )
+        raise TypeError(f"{type(layer).__name__} does not fuse")
+
+    def _linear(self, x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if self.thin and min(weight.shape[1:]) <= THIN_FEATURES:
+            return thin_linear(x, weight=weight, bias=bias)
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        if bias is None:
+            out = torch.bmm(flat, weight.transpose(1, 2))
+        else:
+            out = torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
+        return out.view(*x.shape[:-1], weight.shape[1])
+
+
 class StackedNetwork:
-    """The forward pass of `members` networks of one layer list, over stacked parameters.
+    """`members` networks of one layer list as one stack.
 
     `parameters` maps each of the networks' parameter names (state_dict keys) to a leaf tensor
     [members, *shape], in the networks' own order.
     """
 
     def __init__(self, networks: Sequence[nn.Sequential]) -> None:
-        self.layers = list(networks[0])
+        self.layers = StackedLayers(list(networks[0]))
         self.parameters: dict[str, Tensor] = {}
         for name, _ in networks[0].named_parameters():
             stacked = torch.stack([network.get_parameter(name).detach() for network in networks])
@@ -83,66 +139,57 @@ class StackedNetwork:
         return {name: t.detach()[member] for name, t in self.parameters.items()}
 
     def __call__(self, x: Tensor) -> Tensor:
-        for index, layer in enumerate(self.layers):
-            x = self._layer(index, layer, x)
-        return x
+        return self.layers(self.parameters, x)
 
-    def _layer(self, index: int, layer: nn.Module, x: Tensor) -> Tensor:
-        p = self.parameters
-        if isinstance(layer, nn.Linear):
-            weight, bias = p[f"{index}.weight"], p.get(f"{index}.bias")
-            flat = x.reshape(x.shape[0], -1, x.shape[-1])
-            if bias is None:
-                out = torch.bmm(flat, weight.transpose(1, 2))
-            else:
-                out = torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
-            return out.view(*x.shape[:-1], weight.shape[1])
-        if isinstance(layer, ELEMENTWISE):
-            return layer(x)
-        if isinstance(layer, nn.PReLU):
-            weight = _per_member(p[f"{index}.weight"], like=x, channel_dim=2)
-            return torch.where(x > 0, x, weight * x)
-        if isinstance(layer, nn.Flatten):
-            return x.flatten(_shifted(layer.start_dim), _shifted(layer.end_dim))
-        if isinstance(layer, nn.Unflatten):
-            return x.unflatten(_shifted(int(layer.dim)), layer.unflattened_size)
-        if isinstance(layer, PER_SAMPLE):
-            return layer(x.flatten(0, 1)).unflatten(0, x.shape[:2])
-        if isinstance(layer, nn.Conv1d | nn.Conv2d):
-            return self._convolution(index, layer, x)
-        if isinstance(layer, nn.LayerNorm):
-            return self._layer_norm(index, layer, x)
-        raise TypeError(f"{type(layer).__name__} does not fuse")
 
-    def _convolution(self, index: int, layer: nn.Conv1d | nn.Conv2d, x: Tensor) -> Tensor:
-        """Members' channels side by side, one grouped convolution: [B, M*C, ...]."""
-        members = x.shape[0]
-        weight, bias = self.parameters[f"{index}.weight"], self.parameters.get(f"{index}.bias")
-        convolve: Callable[..., Tensor] = (
-            functional.conv2d if isinstance(layer, nn.Conv2d) else functional.conv1d
-        )
-        side_by_side = x.transpose(0, 1).flatten(1, 2)
-        out = convolve(
-            side_by_side,
-            weight.flatten(0, 1),
-            None if bias is None else bias.flatten(),
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups * members,
-        )
-        return out.unflatten(1, (members, -1)).transpose(0, 1)
+def thin_linear(x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """A stacked Linear (x [members, ..., in], weight [members, out, in]) as multiply-adds over
+    its fewer side: one product of x per input, or one sum over x's last dimension per output."""
+    outputs, inputs = weight.shape[1:]
+    w = weight.view(weight.shape[0], *([1] * (x.dim() - 2)), outputs, inputs)
+    if inputs <= outputs:
+        out = x[..., 0:1] * w[..., 0]
+        for k in range(1, inputs):
+            out = out + x[..., k : k + 1] * w[..., k]
+    else:
+        out = torch.cat([(x * w[..., j, :]).sum(-1, keepdim=True) for j in range(outputs)], -1)
+    if bias is not None:
+        out = out + bias.view(bias.shape[0], *([1] * (x.dim() - 2)), outputs)
+    return out
 
-    def _layer_norm(self, index: int, layer: nn.LayerNorm, x: Tensor) -> Tensor:
-        shape = tuple(layer.normalized_shape)
-        out = functional.layer_norm(x, shape, eps=layer.eps)
-        broadcast = (x.shape[0],) + (1,) * (x.dim() - 1 - len(shape)) + shape
-        weight, bias = self.parameters.get(f"{index}.weight"), self.parameters.get(f"{index}.bias")
-        if weight is not None:
-            out = out * weight.view(broadcast)
-        if bias is not None:
-            out = out + bias.view(broadcast)
-        return out
+
+def _convolution(
+    layer: nn.Conv1d | nn.Conv2d, x: Tensor, *, weight: Tensor, bias: Tensor | None
+) -> Tensor:
+    """Members' channels side by side, one grouped convolution: [B, M*C, ...]."""
+    members = x.shape[0]
+    convolve: Callable[..., Tensor] = (
+        functional.conv2d if isinstance(layer, nn.Conv2d) else functional.conv1d
+    )
+    side_by_side = x.transpose(0, 1).flatten(1, 2)
+    out = convolve(
+        side_by_side,
+        weight.flatten(0, 1),
+        None if bias is None else bias.flatten(),
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        groups=layer.groups * members,
+    )
+    return out.unflatten(1, (members, -1)).transpose(0, 1)
+
+
+def _layer_norm(
+    layer: nn.LayerNorm, x: Tensor, *, weight: Tensor | None, bias: Tensor | None
+) -> Tensor:
+    shape = tuple(layer.normalized_shape)
+    out = functional.layer_norm(x, shape, eps=layer.eps)
+    broadcast = (x.shape[0],) + (1,) * (x.dim() - 1 - len(shape)) + shape
+    if weight is not None:
+        out = out * weight.view(broadcast)
+    if bias is not None:
+        out = out + bias.view(broadcast)
+    return out
 
 
 def member_losses(output: Tensor, target: Tensor, *, loss: LossName) -> Tensor:

@@ -34,16 +34,18 @@ def spec(**overrides: Any) -> JobSpec:
     return normalised(SMALL | overrides)
 
 
-def fused(specs: list[JobSpec], **kwargs: Any) -> tuple[list[MemberResult], list[RecordingHooks]]:
+def fused(
+    specs: list[JobSpec], *, compiled: bool = False, **kwargs: Any
+) -> tuple[list[MemberResult], list[RecordingHooks]]:
     hooks = [RecordingHooks() for _ in specs]
     members = [Member(spec=s, hooks=h, **kwargs) for s, h in zip(specs, hooks, strict=True)]
-    return train_fused(members, device=CPU), hooks
+    return train_fused(members, device=CPU, compiled=compiled), hooks
 
 
-def assert_like_solo(specs: list[JobSpec]) -> list[RecordingHooks]:
+def assert_like_solo(specs: list[JobSpec], *, compiled: bool = False) -> list[RecordingHooks]:
     """Train the specs fused and each solo; every epoch's metrics agree to the tolerance."""
     assert len({fusion_key(s) for s in specs}) == 1, "the specs must fuse"
-    results, hooks = fused(specs)
+    results, hooks = fused(specs, compiled=compiled)
     for each, result, recorded in zip(specs, results, hooks, strict=True):
         assert result.error is None
         outcome, solo = run(each)
