@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # last-level cache (past it a stacked step is bound by memory and gains nothing per member;
     # bench/fused.py, README), an eighth of a GPU's memory (devices.fuse_activation_budget).
     fuse_max_activation_bytes: int | None = Field(default=None, ge=1)
+    # Within those two bounds a worker measures, once per kind of job, which group size trains
+    # fastest per member (training/fused/sizing.py; about a second). False: the largest the two
+    # bounds allow.
+    fuse_measure: bool = True
     # Compile each fused step with torch.compile (training/fused/compiled.py): several times
     # faster per member on the CPU for networks like seed 001's, after a compile of seconds per
     # network in each worker; but compiled kernels round differently, so a member follows its

@@ -74,6 +74,8 @@ def make_settings(**overrides: object) -> Settings:
         "torch_threads": 1,
         # Tests count on each checkpoint of the default cadence; tests of the pace set their own.
         "checkpoint_seconds": 0.0,
+        # Fused groups as large as the count and budget allow, not as fast as measured here.
+        "fuse_measure": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

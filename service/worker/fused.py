@@ -4,9 +4,10 @@ under its own lease, writer and hooks, settled as a solo job is (Worker.settle) 
 leaves the run.
 
 How many train together: at most SERVICE_FUSE_MAX_JOBS, and no more than keeps the stack's
-activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES, by default the CPU's last-level cache
-(beyond it a stacked step is bound by memory and costs as much per member as the solo steps it
-replaces); further jobs of the same kind are claimed as the next group.
+activations under SERVICE_FUSE_MAX_ACTIVATION_BYTES (by default the CPU's last-level cache);
+within that, the size this worker measured to train that kind of job fastest per member
+(training/fused/sizing.py, once per kind, SERVICE_FUSE_MEASURE). Further jobs of the same kind
+are claimed as the next group.
 """
 
 import logging
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+import torch
 from sqlalchemy.orm import Session
 
 from service import fused_repository, jobs, repository
@@ -26,6 +28,7 @@ from service.tables import Job
 from service.training.fused.grouping import fusion_key
 from service.training.fused.loop import MemberResult, train_fused
 from service.training.fused.members import Member
+from service.training.fused.sizing import largest_near_best, time_per_member
 from service.training.holdout import validation_size
 from service.training.hooks import Resume
 from service.training.loop import TrainingOutcome
@@ -78,6 +81,30 @@ def _key(spec: dict[str, Any]) -> str | None:
         return None
 
 
+class GroupSizes:
+    """The group size this worker measured for each kind of job (fusion key) on its device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.known: dict[str, int] = {}
+
+    def measured(self, spec: JobSpec, *, key: str, limit: int) -> int:
+        """The size, at most `limit`, whose stacked step costs least per member (measured the
+        first time this kind comes, in about a second at most)."""
+        if limit <= 1:
+            return limit
+        if key not in self.known:
+            timings = time_per_member(spec, device=self.device, limit=limit)
+            self.known[key] = largest_near_best(timings)
+            log.info(
+                "fused groups of %s: %d (microseconds a member by group size: %s)",
+                " ".join(layer.type for layer in spec.model.layers),
+                self.known[key],
+                ", ".join(f"{size}: {seconds * 1e6:.0f}" for size, seconds in timings.items()),
+            )
+        return min(limit, self.known[key])
+
+
 def claim_partners(
     session: Session,
     *,
@@ -85,13 +112,14 @@ def claim_partners(
     lease_prefix: str,
     device: str,
     activation_budget: int,
+    sizes: GroupSizes,
     compiled: bool,
     settings: Settings,
 ) -> list[Claimed]:
     """Claim the queued jobs that train fused with `first` (just claimed in this transaction),
     oldest first; empty when fusion is off, `first` trains solo, or none matches.
-    `activation_budget`: the worker's devices.fuse_activation_budget; `compiled`: whether the
-    worker compiles its fused steps (the jobs' device says so)."""
+    `activation_budget`: the worker's devices.fuse_activation_budget; `sizes`: its measured
+    group sizes; `compiled`: whether it compiles its fused steps (the jobs' device says so)."""
     if settings.fuse_max_jobs == 1:
         return []
     # The queue first: a lone job (the common case) pays one query, not a traced network.
@@ -106,11 +134,10 @@ def claim_partners(
     matching = [job_id for job_id, spec in candidates if _key(spec) == key]
     if not matching:
         return []
-    size = group_size(
-        jobs.stored_spec(first),
-        max_jobs=settings.fuse_max_jobs,
-        activation_budget=activation_budget,
-    )
+    spec = jobs.stored_spec(first)
+    size = group_size(spec, max_jobs=settings.fuse_max_jobs, activation_budget=activation_budget)
+    if settings.fuse_measure:
+        size = sizes.measured(spec, key=key, limit=size)
     chosen = matching[: size - 1]
     if not chosen:
         return []

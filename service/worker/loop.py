@@ -49,6 +49,7 @@ class Worker:
         self.fuse_budget = fuse_activation_budget(
             self.device, setting=settings.fuse_max_activation_bytes
         )
+        self.group_sizes = fused.GroupSizes(self.device)
         # SERVICE_FUSE_COMPILE, where torch.compile works here (checked as run_forever starts).
         self.compile_fused = settings.fuse_compile
         if settings.torch_threads:
@@ -107,6 +108,7 @@ class Worker:
                 lease_prefix=self.name,
                 device=str(self.device),
                 activation_budget=self.fuse_budget,
+                sizes=self.group_sizes,
                 compiled=self.compile_fused,
                 settings=self.settings,
             )

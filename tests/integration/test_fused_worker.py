@@ -82,6 +82,22 @@ def test_with_fuse_compile_members_train_compiled_each_like_its_solo_run(
         assert_like_solo(sessions, job_id)
 
 
+@pytest.mark.parametrize("settings_overrides", [{"fuse_measure": True}])
+def test_a_worker_fuses_as_many_as_it_measured_train_fastest(
+    sessions: sessionmaker[Session], settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="service.worker.fused")
+    ids = queue_group(sessions, settings)
+    worker = Worker(settings=settings, sessions=sessions)
+    assert worker.run_once()
+    [size] = worker.group_sizes.known.values()
+    assert f"fused groups of Linear ReLU Linear: {size} (microseconds a member" in caplog.text
+    statuses = [read(sessions, job_id).status for job_id in ids]
+    assert statuses == ["succeeded"] * size + ["queued"] * (3 - size)
+    label = "cpu" if size == 1 else f"cpu (fused x{size})"
+    assert read(sessions, ids[0]).device == label
+
+
 @pytest.mark.parametrize("settings_overrides", [{"fuse_max_jobs": 1}])
 def test_fuse_max_jobs_1_trains_every_job_solo(
     sessions: sessionmaker[Session], settings: Settings

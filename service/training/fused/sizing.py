@@ -1,0 +1,90 @@
+"""How many members a fused stack holds well on this device: measured, not assumed.
+
+A stack does its members' work in fewer, larger operators. Whether that is cheaper per member
+depends on the device and the network. On a GPU it mostly is: a small network's step is kernel
+launches. On a CPU a stacked step reads and writes every member's activations per operator, and
+once they leave the caches a member costs as much as alone, or more: seed 001's spiral network
+measured 0.95 ms a member alone, 0.86 in a stack of 4, 1.22 in one of 8 and 1.28 in one of 16 on
+one machine of this kind, where the last-level cache (32 MiB) would have allowed 13; another
+machine of the kind reports an 8 MiB one.
+
+So a worker times one forward and backward of stacks of 1, 2, 4, ... members of a job's network
+and step size, on random weights and data, and takes the largest stack whose time per member is
+within TOLERANCE of the best. The tolerance is wide because the rest of a step is paid once per
+group, not per member, and this timing leaves it out: the optimizer's loop, the batches, the
+epoch's bookkeeping, and through the service each job's start, end and writes. Seed 002's
+SimpleNN (batch 64) measured 15% more per member in a stack of 32 than in one of 8, and trained
+32 configurations 1.2x faster in groups of 32 than of 8 (bench/fused.py, in one process).
+"""
+
+import time
+
+import torch
+
+from service.specs import JobSpec
+from service.training.fused.compiled import measure
+from service.training.fused.stack import StackedLayers
+from service.training.holdout import validation_size
+from service.training.networks import build_network
+from service.training.plan import job_shape
+
+TOLERANCE = 0.25
+# Each size's time is the least of this many steps, after one to warm up.
+REPEATS = 3
+# A stack whose step takes longer than this is the last size tried.
+LONGEST_STEP_SECONDS = 0.25
+
+
+def largest_near_best(per_member: dict[int, float], *, tolerance: float = TOLERANCE) -> int:
+    """The largest size whose seconds per member are within `tolerance` of the least."""
+    best = min(per_member.values())
+    return max(size for size, seconds in per_member.items() if seconds <= best * (1 + tolerance))
+
+
+def sizes_to_try(limit: int) -> list[int]:
+    """1, 2, 4, ... below `limit`, then `limit` itself."""
+    sizes = [1]
+    while sizes[-1] * 2 < limit:
+        sizes.append(sizes[-1] * 2)
+    return [*sizes, limit] if limit > 1 else sizes
+
+
+def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[int, float]:
+    """Seconds per member of one forward and backward of a stack of this spec's networks, for
+    each size of sizes_to_try(limit), stopping after a size whose step takes too long."""
+    shape = job_shape(spec)
+    training = shape.samples - validation_size(
+        samples=shape.samples, fraction=spec.validation_fraction
+    )
+    batch = min(spec.batch_size or training, training)
+    loss = spec.loss
+    assert loss is not None
+    classification = spec.task == "classification"
+    network = build_network(spec.model.layers, device=device)
+    step = measure(StackedLayers(list(network)), loss=loss, classification=classification)
+    generator = torch.Generator().manual_seed(0)
+    timings: dict[int, float] = {}
+    for size in sizes_to_try(limit):
+        parameters = {
+            name: torch.randn((size, *p.shape), generator=generator).to(device).requires_grad_()
+            for name, p in network.named_parameters()
+        }
+        x = torch.randn((size, batch, *shape.input_shape), generator=generator).to(device)
+        targets = (size, batch, *shape.target_shape)
+        if loss == "cross_entropy":
+            classes = shape.num_classes or 2
+            y = torch.randint(0, classes, targets, generator=generator).to(device)
+        else:
+            y = torch.rand(targets, generator=generator).to(device)
+        seconds = []
+        for _ in range(REPEATS + 1):
+            started = time.perf_counter()
+            losses, _ = step(parameters, x, y)
+            losses.sum().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - started)
+        timings[size] = min(seconds[1:]) / size
+        if min(seconds[1:]) > LONGEST_STEP_SECONDS:
+            break
+    return timings
