@@ -92,9 +92,10 @@ def test_a_worker_fuses_as_many_as_it_measured_train_fastest(
     assert worker.run_once()
     [size] = worker.group_sizes.known.values()
     assert f"fused groups of Linear ReLU Linear: {size} (microseconds a member" in caplog.text
+    trained = min(size, len(ids))
     statuses = [read(sessions, job_id).status for job_id in ids]
-    assert statuses == ["succeeded"] * size + ["queued"] * (3 - size)
-    label = "cpu" if size == 1 else f"cpu (fused x{size})"
+    assert statuses == ["succeeded"] * trained + ["queued"] * (len(ids) - trained)
+    label = "cpu" if trained == 1 else f"cpu (fused x{trained})"
     assert read(sessions, ids[0]).device == label
 
 

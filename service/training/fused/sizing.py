@@ -17,7 +17,9 @@ SimpleNN (batch 64) measured 15% more per member in a stack of 32 than in one of
 32 configurations 1.2x faster in groups of 32 than of 8 (bench/fused.py, in one process).
 """
 
+import math
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -31,7 +33,7 @@ from service.training.plan import job_shape
 TOLERANCE = 0.25
 # Each size's time is the least of this many steps, after one to warm up.
 REPEATS = 3
-# A stack whose step takes longer than this is the last size tried.
+# A stack whose first step takes longer than this is the last size tried.
 LONGEST_STEP_SECONDS = 0.25
 
 
@@ -51,7 +53,9 @@ def sizes_to_try(limit: int) -> list[int]:
 
 def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[int, float]:
     """Seconds per member of one forward and backward of a stack of this spec's networks, for
-    each size of sizes_to_try(limit), stopping after a size whose step takes too long."""
+    each size of sizes_to_try(limit) up to the first whose step takes too long. Each size's
+    time is the least of REPEATS rounds that step every size in turn, so a moment of load on a
+    shared machine falls on all sizes alike rather than on one."""
     shape = job_shape(spec)
     training = shape.samples - validation_size(
         samples=shape.samples, fraction=spec.validation_fraction
@@ -59,12 +63,13 @@ def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[
     batch = min(spec.batch_size or training, training)
     loss = spec.loss
     assert loss is not None
-    classification = spec.task == "classification"
     network = build_network(spec.model.layers, device=device)
-    step = measure(StackedLayers(list(network)), loss=loss, classification=classification)
+    step = measure(
+        StackedLayers(list(network)), loss=loss, classification=spec.task == "classification"
+    )
     generator = torch.Generator().manual_seed(0)
-    timings: dict[int, float] = {}
-    for size in sizes_to_try(limit):
+
+    def stack(size: int) -> Callable[[], float]:
         parameters = {
             name: torch.randn((size, *p.shape), generator=generator).to(device).requires_grad_()
             for name, p in network.named_parameters()
@@ -76,15 +81,24 @@ def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[
             y = torch.randint(0, classes, targets, generator=generator).to(device)
         else:
             y = torch.rand(targets, generator=generator).to(device)
-        seconds = []
-        for _ in range(REPEATS + 1):
+
+        def seconds() -> float:
             started = time.perf_counter()
             losses, _ = step(parameters, x, y)
             losses.sum().backward()
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            seconds.append(time.perf_counter() - started)
-        timings[size] = min(seconds[1:]) / size
-        if min(seconds[1:]) > LONGEST_STEP_SECONDS:
+            return time.perf_counter() - started
+
+        return seconds
+
+    steps: dict[int, Callable[[], float]] = {}
+    for size in sizes_to_try(limit):  # the first round warms each size up
+        steps[size] = stack(size)
+        if steps[size]() > LONGEST_STEP_SECONDS:
             break
-    return timings
+    least = {size: math.inf for size in steps}
+    for _ in range(REPEATS):
+        for size, seconds in steps.items():
+            least[size] = min(least[size], seconds())
+    return {size: seconds / size for size, seconds in least.items()}
