@@ -63,7 +63,8 @@ def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[
     batch = min(spec.batch_size or training, training)
     loss = spec.loss
     assert loss is not None
-    network = build_network(spec.model.layers, device=device)
+    # On the meta device: shapes and settings only, no weights drawn from torch's generator.
+    network = build_network(spec.model.layers, device=torch.device("meta"))
     step = measure(
         StackedLayers(list(network)), loss=loss, classification=spec.task == "classification"
     )
