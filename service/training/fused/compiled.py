@@ -13,8 +13,8 @@ so a member's losses follow its solo run's only as far as its training damps rou
 network with Adam at lr 0.03). The eager step keeps each member's weights bit for bit its solo
 run's for these networks, which is why it is the default.
 
-A worker compiles once per network and loss (and once more when the number of members first
-changes, from then on a dynamic size), and keeps the compiled step for every group after.
+A worker compiles once per network and loss, for any number of members (the member dimension
+is dynamic from the first compile), and keeps the compiled step for every group after.
 """
 
 import logging
@@ -67,6 +67,8 @@ def compiled_measure(
         )
         parameters, x, y = example
         copies = {name: p.detach().clone().requires_grad_() for name, p in parameters.items()}
+        for tensor in (*copies.values(), x, y):  # one compile for any number of members
+            torch._dynamo.mark_dynamic(tensor, 0)
         started = time.perf_counter()
         try:
             losses, _ = step(copies, x, y)

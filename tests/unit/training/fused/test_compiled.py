@@ -51,8 +51,10 @@ def test_compiled_members_follow_their_solo_runs(caplog: pytest.LogCaptureFixtur
     caplog.set_level(logging.INFO, logger="service.training.fused")
     optimizers = [{"name": "adam", "lr": lr} for lr in (0.01, 0.003)]
     specs = [spec(**SPIRAL_LIKE, optimizer=o, seed=s) for o in optimizers for s in (1, 2)]
+    # One leaves after 6 epochs: the same compiled step goes on with a stack of 4.
+    specs.append(spec(**(SPIRAL_LIKE | {"epochs": 6}), seed=3))
     assert_like_solo(specs, compiled=True)
-    assert "training 4 members fused on cpu, compiled" in caplog.text
+    assert "training 5 members fused on cpu, compiled" in caplog.text
 
 
 def test_compiled_mini_batches_follow_their_solo_runs() -> None:
