@@ -65,7 +65,7 @@ class Worker:
             # costs seconds: not inside the claim's transaction, while leases run.
             plan.warm_up()
             if self.compile_fused:
-                self.compile_fused = compiled.works()
+                self.compile_fused = compiled.works(self.device)
         # Listening before the first claim: a job queued after a claim found none still wakes the
         # wait that follows.
         with self.doorbell.listen() as self._listener:

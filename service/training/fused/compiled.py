@@ -83,11 +83,12 @@ def compiled_measure(
     return _compiled[key]
 
 
-def works() -> bool:
-    """Whether torch.compile compiles here (Inductor needs a C++ compiler on the CPU): a worker
-    asks once as it starts, so its jobs' device does not claim compiled steps it cannot run."""
+def works(device: torch.device) -> bool:
+    """Whether torch.compile compiles for `device` here (Inductor needs a C++ compiler on the
+    CPU, Triton on a GPU): a worker asks once as it starts, so its jobs' device does not claim
+    compiled steps it cannot run."""
     try:
-        x = torch.ones(2, requires_grad=True)
+        x = torch.ones(2, device=device, requires_grad=True)
         torch.compile(lambda t: (t * 2).relu().sum())(x).backward()
     except Exception:
         logger.warning("torch.compile does not work here; fused steps run eagerly", exc_info=True)

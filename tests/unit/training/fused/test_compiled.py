@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 import torch
 
+from service.training.fused.compiled import works
 from service.training.fused.stack import StackedLayers, thin_linear
 from tests.unit.training.fused.test_equal_to_solo import assert_like_solo, fused, spec
+from tests.unit.training.runs import CPU
 
 SPIRAL_LIKE: dict[str, Any] = {
     "dataset": {"kind": "spiral", "classes": 3, "points_per_class": 40, "noise": 0.2},
@@ -71,11 +73,17 @@ import torch
 torch.set_num_threads(1)
 from tests.unit.training.fused.test_compiled import SPIRAL_LIKE
 from tests.unit.training.fused.test_equal_to_solo import fused, spec
+from service.training.fused.compiled import works
+assert not works(torch.device("cpu"))
 specs = [spec(**SPIRAL_LIKE, seed=s) for s in (1, 2)]
 results, hooks = fused(specs, compiled=True)
 assert all(r.error is None for r in results)
 print(json.dumps([h.losses for h in hooks]))
 """
+
+
+def test_a_worker_machine_with_a_compiler_compiles() -> None:
+    assert works(CPU)
 
 
 def test_where_nothing_compiles_the_run_trains_eagerly(tmp_path: Path) -> None:
@@ -91,6 +99,7 @@ def test_where_nothing_compiles_the_run_trains_eagerly(tmp_path: Path) -> None:
         timeout=300,
         check=True,
     )
+    assert "torch.compile does not work here; fused steps run eagerly" in done.stderr
     assert "the fused step does not compile here; it runs eagerly" in done.stderr
     _, hooks = fused([spec(**SPIRAL_LIKE, seed=s) for s in (1, 2)])
     assert json.loads(done.stdout) == [h.losses for h in hooks]
