@@ -240,24 +240,14 @@ def main() -> None:
     if args.leave:
         for members in groups:
             leave_costs(configurations("spiral-relu-adam", jobs=members, epochs=1), steps=50)
-    if args.only in (None, "spiral"):
-        specs = configurations("spiral-relu-adam", jobs=args.jobs, epochs=args.spiral_epochs)
-        compare(
-            "seed 001 spiral",
-            specs=specs,
-            groups=groups,
-            repeats=args.repeats,
-            compiled=args.compile,
-        )
-    if args.only in (None, "simplenn"):
-        specs = configurations("sum-bins-simplenn", jobs=args.jobs, epochs=args.simplenn_epochs)
-        compare(
-            "seed 002 SimpleNN",
-            specs=specs,
-            groups=groups,
-            repeats=args.repeats,
-            compiled=args.compile,
-        )
+    workloads = {
+        "spiral": ("seed 001 spiral", "spiral-relu-adam", args.spiral_epochs),
+        "simplenn": ("seed 002 SimpleNN", "sum-bins-simplenn", args.simplenn_epochs),
+    }
+    for key, (label, example, epochs) in workloads.items():
+        if args.only in (None, key):
+            specs = configurations(example, jobs=args.jobs, epochs=epochs)
+            compare(label, specs=specs, groups=groups, repeats=args.repeats, compiled=args.compile)
 
 
 if __name__ == "__main__":
