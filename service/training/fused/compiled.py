@@ -9,9 +9,9 @@ cache, forward and backward (bench/fused.py --compile; README, Fused training).
 
 The price is exactness. A compiled step sums in another order than the solo run's kernels do,
 so a member's losses follow its solo run's only as far as its training damps rounding: within
-1e-6 for a steady one, apart by a tenth within 300 epochs for a chaotic one (seed 001's spiral
-network with Adam at lr 0.03). The eager step keeps each member's weights bit for bit its solo
-run's for these networks, which is why it is the default.
+1e-5 for a steady one, apart by a tenth within 300 epochs for a chaotic one (seed 001's spiral
+network with Adam at lr 0.03). The eager step keeps each of that network's members bit for bit
+its solo run, which is why it is the default.
 
 A worker compiles once per network and loss, for any number of members (the member dimension
 is dynamic from the first compile), and keeps the compiled step for every group after.
