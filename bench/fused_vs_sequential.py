@@ -3,6 +3,7 @@ at once to `service up` (api + one worker) with fusion on, against SERVICE_FUSE_
 
     .venv/bin/python bench/fused_vs_sequential.py [--jobs 64] [--spiral-epochs 1000]
         [--simplenn-epochs 100] [--repeats 1] [--threads 2] [--device cpu] [--compile]
+        [--inductor-cache DIR]
 
 Two workloads of `--jobs` configurations each, learning rate x weight decay x seed:
 seed 001's spiral network and data size (full batch, Adam) and seed 002's SimpleNN (batch 64).
@@ -11,7 +12,8 @@ sequential alternately; the time is from the first submission to the last job's 
 GET /v1/jobs/{id} reports it. The table shows each one's median and the ratio.
 
 `--compile` adds a third run, fused with SERVICE_FUSE_COMPILE=true and Inductor's cache in the
-run's own folder, so it pays the whole compile a new worker machine pays.
+run's own folder, so it pays the whole compile a new worker machine pays; `--inductor-cache DIR`
+keeps that cache in DIR instead, so a second run compiles as a machine that has compiled before.
 """
 
 import argparse
@@ -41,9 +43,17 @@ def configurations(name: str, *, jobs: int, epochs: int) -> list[dict[str, Any]]
     ]
 
 
-def run(specs: list[dict[str, Any]], *, mode: str, threads: int, device: str) -> tuple[float, str]:
+def run(
+    specs: list[dict[str, Any]],
+    *,
+    mode: str,
+    threads: int,
+    device: str,
+    inductor_cache: Path | None = None,
+) -> tuple[float, str]:
     """Seconds from the first submission to the last job's end, and the devices jobs reported.
-    `mode`: fused, sequential or compiled."""
+    `mode`: fused, sequential or compiled; `inductor_cache`: where the compiled run keeps
+    Inductor's cache (None: a new one, in the run's own folder)."""
     with tempfile.TemporaryDirectory(prefix="bench-fused-") as scratch:
         service = Service(
             data_dir=Path(scratch) / "data", database_url="", threads=threads, device=device
@@ -53,9 +63,11 @@ def run(specs: list[dict[str, Any]], *, mode: str, threads: int, device: str) ->
         if mode == "sequential":
             service.env["SERVICE_FUSE_MAX_JOBS"] = "1"
         if mode == "compiled":
-            # Compiled from nothing, as a new worker machine compiles: a cache of its own.
+            # By default compiled from nothing, as a new worker machine compiles.
             service.env["SERVICE_FUSE_COMPILE"] = "true"
-            service.env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(scratch) / "inductor")
+            service.env["TORCHINDUCTOR_CACHE_DIR"] = str(
+                inductor_cache or Path(scratch) / "inductor"
+            )
         service.env["SERVICE_MAX_ACTIVE_JOBS_PER_KEY"] = str(max(100, len(specs)))
         with service:
             first = datetime.now(UTC)
@@ -76,6 +88,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--only", choices=("spiral", "simplenn"))
     parser.add_argument("--compile", action="store_true", help="also SERVICE_FUSE_COMPILE=true")
+    parser.add_argument(
+        "--inductor-cache",
+        type=Path,
+        help="keep the compiled run's Inductor cache here (a second run with it compiles warm)",
+    )
     args = parser.parse_args()
     modes = ("fused", "sequential", "compiled") if args.compile else ("fused", "sequential")
     workloads = {
@@ -89,7 +106,13 @@ def main() -> None:
         walls: dict[str, list[float]] = {mode: [] for mode in modes}
         for _ in range(args.repeats):
             for mode in modes:
-                wall, devices = run(specs, mode=mode, threads=args.threads, device=args.device)
+                wall, devices = run(
+                    specs,
+                    mode=mode,
+                    threads=args.threads,
+                    device=args.device,
+                    inductor_cache=args.inductor_cache,
+                )
                 walls[mode].append(wall)
                 print(f"  {label} {mode}: {wall:.1f} s ({devices})", flush=True)
         median = {mode: statistics.median(walls[mode]) for mode in modes}
