@@ -28,8 +28,7 @@ from service.tables import Job
 from service.training.fused.grouping import fusion_key
 from service.training.fused.loop import MemberResult, train_fused
 from service.training.fused.members import Member
-from service.training.fused.sizing import largest_near_best, time_per_member
-from service.training.holdout import validation_size
+from service.training.fused.sizing import largest_near_best, step_samples, time_per_member
 from service.training.hooks import Resume
 from service.training.loop import TrainingOutcome
 from service.training.plan import job_shape
@@ -61,10 +60,7 @@ def activation_bytes(spec: JobSpec) -> int:
     traced = trace_network(spec.model.layers, input_shape=shape.input_shape)
     outputs = [*traced.input_shapes[1:], traced.output_shape]
     per_sample = sum(math.prod(each[1:]) for each in outputs)
-    training = shape.samples - validation_size(
-        samples=shape.samples, fraction=spec.validation_fraction
-    )
-    return 4 * per_sample * min(spec.batch_size or training, training)
+    return 4 * per_sample * step_samples(spec)
 
 
 def group_size(spec: JobSpec, *, max_jobs: int, activation_budget: int) -> int:

@@ -1,5 +1,5 @@
-"""What a fused step measures (each member's loss, and its correct predictions), eagerly or
-compiled with torch.compile for SERVICE_FUSE_COMPILE.
+"""A fused step's forward pass and losses (stack.measure) compiled with torch.compile, for
+SERVICE_FUSE_COMPILE.
 
 On the CPU a small network's stacked step is bound by memory traffic, not arithmetic: every
 operator reads and writes the whole stack's activations, members x samples x features, however
@@ -19,31 +19,14 @@ is dynamic from the first compile), and keeps the compiled step for every group 
 
 import logging
 import time
-from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 from service.specs import LossName
-from service.training.fused.stack import StackedLayers, member_correct, member_losses
+from service.training.fused.stack import Measure, StackedLayers, measure
 
 logger = logging.getLogger(__name__)
-
-# (parameters, inputs, targets) -> (each member's loss [members], correct [members] or None)
-Measure = Callable[[dict[str, Tensor], Tensor, Tensor], tuple[Tensor, Tensor | None]]
-
-
-def measure(layers: StackedLayers, *, loss: LossName, classification: bool) -> Measure:
-    """The step's forward pass and per-member losses, as plain torch calls."""
-
-    def run(parameters: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
-        output = layers(parameters, x)
-        losses = member_losses(output, y, loss=loss)
-        correct = member_correct(output.detach(), y, loss=loss) if classification else None
-        return losses, correct
-
-    return run
-
 
 # Compiled steps of this process by network and loss; None where compiling failed.
 _compiled: dict[tuple[str, str, bool], Measure | None] = {}

@@ -18,7 +18,7 @@ from torch import Tensor
 from service.errors import TrainingFailed
 from service.training.checkpoints import encode_weights_dict
 from service.training.epochs import check_finite_weights, end_epoch
-from service.training.fused.compiled import compiled_measure, measure
+from service.training.fused.compiled import compiled_measure
 from service.training.fused.members import (
     Member,
     MemberRun,
@@ -27,7 +27,7 @@ from service.training.fused.members import (
     training_state,
 )
 from service.training.fused.optimizers import StackedOptimizer
-from service.training.fused.stack import StackedNetwork, member_correct, member_losses
+from service.training.fused.stack import StackedNetwork, measure
 from service.training.hooks import Snapshot
 from service.training.loop import TrainingOutcome
 
@@ -99,7 +99,9 @@ class FusedRun:
         )
         loss, classification = self.spec.loss, self.spec.task == "classification"
         assert loss is not None
-        self.measure = measure(self.network.layers, loss=loss, classification=classification)
+        # The eager step; validation always runs it (no backward there to compile for).
+        self.eager = measure(self.network.layers, loss=loss, classification=classification)
+        self.measure = self.eager
         self.compiled = False  # whether the step runs compiled (compiled.py)
         if compiled:
             inputs, targets = self.train
@@ -161,23 +163,18 @@ class FusedRun:
             self.optimizer.step(self.network.parameters)
         measured = [totals]
         if self.validation is not None:
-            measured.append(self._validate(classification=spec.task == "classification"))
+            measured.append(self._validate())
         return measured
 
     @torch.no_grad()
-    def _validate(self, *, classification: bool) -> Totals:
+    def _validate(self) -> Totals:
         inputs, targets = self.validation or ()
-        loss_name = self.spec.loss
-        assert loss_name is not None
         step = self.spec.batch_size or inputs.shape[1]
         totals = Totals()
         for start_at in range(0, inputs.shape[1], step):
             x, y = inputs[:, start_at : start_at + step], targets[:, start_at : start_at + step]
-            output = self.network(x)
-            correct = member_correct(output, y, loss=loss_name) if classification else None
-            totals.add(
-                losses=member_losses(output, y, loss=loss_name), correct=correct, size=y.shape[1]
-            )
+            losses, correct = self.eager(self.network.parameters, x, y)
+            totals.add(losses=losses, correct=correct, size=y.shape[1])
         return totals
 
 

@@ -24,8 +24,7 @@ from collections.abc import Callable
 import torch
 
 from service.specs import JobSpec
-from service.training.fused.compiled import measure
-from service.training.fused.stack import StackedLayers
+from service.training.fused.stack import StackedLayers, measure
 from service.training.holdout import validation_size
 from service.training.networks import build_network
 from service.training.plan import job_shape
@@ -51,16 +50,22 @@ def sizes_to_try(limit: int) -> list[int]:
     return [*sizes, limit] if limit > 1 else sizes
 
 
+def step_samples(spec: JobSpec) -> int:
+    """The samples of one member's training step: its batch, or its whole training split."""
+    shape = job_shape(spec)
+    training = shape.samples - validation_size(
+        samples=shape.samples, fraction=spec.validation_fraction
+    )
+    return min(spec.batch_size or training, training)
+
+
 def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[int, float]:
     """Seconds per member of one forward and backward of a stack of this spec's networks, for
     each size of sizes_to_try(limit) up to the first whose step takes too long. Each size's
     time is the least of REPEATS rounds that step every size in turn, so a moment of load on a
     shared machine falls on all sizes alike rather than on one."""
     shape = job_shape(spec)
-    training = shape.samples - validation_size(
-        samples=shape.samples, fraction=spec.validation_fraction
-    )
-    batch = min(spec.batch_size or training, training)
+    batch = step_samples(spec)
     loss = spec.loss
     assert loss is not None
     # On the meta device: shapes and settings only, no weights drawn from torch's generator.

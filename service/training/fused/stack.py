@@ -215,3 +215,19 @@ def member_correct(output: Tensor, target: Tensor, *, loss: LossName) -> Tensor:
     if loss == "bce_with_logits":
         return ((output > 0) == (target > 0.5)).flatten(1).sum(1)
     return (output.argmax(dim=-1) == target).flatten(1).sum(1)
+
+
+# (parameters, inputs, targets) -> (each member's loss [members], correct [members] or None)
+Measure = Callable[[dict[str, Tensor], Tensor, Tensor], tuple[Tensor, Tensor | None]]
+
+
+def measure(layers: StackedLayers, *, loss: LossName, classification: bool) -> Measure:
+    """The step's forward pass and per-member losses, as plain torch calls."""
+
+    def run(parameters: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        output = layers(parameters, x)
+        losses = member_losses(output, y, loss=loss)
+        correct = member_correct(output.detach(), y, loss=loss) if classification else None
+        return losses, correct
+
+    return run
