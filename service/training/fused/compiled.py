@@ -4,7 +4,7 @@ SERVICE_FUSE_COMPILE.
 On the CPU a small network's stacked step is bound by memory traffic, not arithmetic: every
 operator reads and writes the whole stack's activations, members x samples x features, however
 many members share it. Inductor fuses the elementwise operators, and thin Linears written as
-multiply-adds (stack.THIN_FEATURES), into loops that keep a block of the activations in the
+multiply-adds (linear.THIN_FEATURES), into loops that keep a block of the activations in the
 cache, forward and backward (bench/fused.py --compile; README, Fused training).
 
 The price is exactness. A compiled step sums in another order than the solo run's kernels do,

@@ -1,6 +1,6 @@
 """Same-shaped networks as one stack: each parameter becomes one tensor [members, ...] and each
 layer one batched operator over activations shaped [members, batch, ...] (HFTA's horizontal
-fusion: a Linear is one `baddbmm`, a Conv2d one grouped convolution).
+fusion: a Linear is one `baddbmm` (linear.py), a Conv2d one grouped convolution).
 
 Only layers whose batched form computes what each member's own layer would are accepted (see
 FUSABLE); a network with any other layer trains solo.
@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from service.specs import LossName
+from service.training.fused.linear import THIN_FEATURES, stacked_linear, thin_linear
 from service.training.networks import Pow
 
 # Layers applied elementwise: the member's own module runs on the whole stack unchanged.
@@ -53,13 +54,6 @@ def _per_member(weight: Tensor, *, like: Tensor, channel_dim: int) -> Tensor:
     if weight.shape[1] > 1:
         shape[channel_dim] = weight.shape[1]
     return weight.view(shape)
-
-
-# A Linear with at most this many inputs or outputs is written, in a compiled step, as that
-# many multiply-adds over the activations instead of a matrix product: Inductor then fuses it
-# with the layers around it into one loop, where a matrix product this thin is bound by
-# writing its output (seed 001's 2 -> 100 -> 3 network; bench/fused.py --compile).
-THIN_FEATURES = 4
 
 
 class StackedLayers:
@@ -103,12 +97,7 @@ class StackedLayers:
     def _linear(self, x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
         if self.thin and min(weight.shape[1:]) <= THIN_FEATURES:
             return thin_linear(x, weight=weight, bias=bias)
-        flat = x.reshape(x.shape[0], -1, x.shape[-1])
-        if bias is None:
-            out = torch.bmm(flat, weight.transpose(1, 2))
-        else:
-            out = torch.baddbmm(bias.unsqueeze(1), flat, weight.transpose(1, 2))
-        return out.view(*x.shape[:-1], weight.shape[1])
+        return stacked_linear(x, weight=weight, bias=bias)
 
 
 class StackedNetwork:
@@ -140,22 +129,6 @@ class StackedNetwork:
 
     def __call__(self, x: Tensor) -> Tensor:
         return self.layers(self.parameters, x)
-
-
-def thin_linear(x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """A stacked Linear (x [members, ..., in], weight [members, out, in]) as multiply-adds over
-    its fewer side: one product of x per input, or one sum over x's last dimension per output."""
-    outputs, inputs = weight.shape[1:]
-    w = weight.view(weight.shape[0], *([1] * (x.dim() - 2)), outputs, inputs)
-    if inputs <= outputs:
-        out = x[..., 0:1] * w[..., 0]
-        for k in range(1, inputs):
-            out = out + x[..., k : k + 1] * w[..., k]
-    else:
-        out = torch.cat([(x * w[..., j, :]).sum(-1, keepdim=True) for j in range(outputs)], -1)
-    if bias is not None:
-        out = out + bias.view(bias.shape[0], *([1] * (x.dim() - 2)), outputs)
-    return out
 
 
 def _convolution(

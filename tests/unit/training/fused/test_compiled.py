@@ -1,6 +1,6 @@
-"""The compiled fused step (SERVICE_FUSE_COMPILE): the thin Linear form it compiles computes
-what the matrix product does, its members follow their solo runs to the tolerance where
-training damps rounding, and where nothing compiles the run trains eagerly."""
+"""The compiled fused step (SERVICE_FUSE_COMPILE): its members follow their solo runs to the
+tolerance where training damps rounding, and where nothing compiles the run trains eagerly
+(the thin Linear form it compiles: test_linear.py)."""
 
 import json
 import logging
@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from service.training.fused.compiled import works
-from service.training.fused.stack import StackedLayers, thin_linear
 from tests.unit.training.fused.test_equal_to_solo import assert_like_solo, fused, spec
 from tests.unit.training.runs import CPU
 
@@ -30,23 +28,6 @@ SPIRAL_LIKE: dict[str, Any] = {
     "batch_size": None,
     "epochs": 12,
 }
-
-
-@pytest.mark.parametrize(("inputs", "outputs"), [(2, 16), (16, 3), (3, 3)])
-@pytest.mark.parametrize("bias", [True, False])
-def test_a_thin_linear_computes_the_matrix_product(inputs: int, outputs: int, bias: bool) -> None:
-    torch.manual_seed(0)
-    members, samples = 4, 50
-    x = torch.randn(members, samples, inputs)
-    weight = torch.randn(members, outputs, inputs)
-    b = torch.randn(members, outputs) if bias else None
-    expected = torch.stack(
-        [torch.nn.functional.linear(x[m], weight[m], None if b is None else b[m]) for m in range(4)]
-    )
-    torch.testing.assert_close(thin_linear(x, weight=weight, bias=b), expected)
-    layers = StackedLayers([torch.nn.Linear(inputs, outputs, bias=bias)], thin=True)
-    parameters = {"0.weight": weight} | ({"0.bias": b} if b is not None else {})
-    torch.testing.assert_close(layers(parameters, x), expected)
 
 
 def test_compiled_members_follow_their_solo_runs(caplog: pytest.LogCaptureFixture) -> None:
