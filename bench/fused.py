@@ -38,6 +38,7 @@ from service.training.fused.members import Member
 from service.training.fused.stack import StackedNetwork, member_losses
 from service.training.hooks import EpochResult, Snapshot, StopReason
 from service.training.loop import train
+from service.training.memory import keep_freed_memory
 from service.training.networks import build_network
 from service.training.plan import plan
 
@@ -232,6 +233,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("spiral", "simplenn"))
     parser.add_argument("--compile", action="store_true", help="also the compiled fused step")
     args = parser.parse_args()
+    keep_freed_memory()  # as the worker runs (service/cli.py)
     torch.set_num_threads(args.threads)
     groups = [int(g) for g in args.group.split(",")]
     if args.vmap:

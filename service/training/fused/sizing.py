@@ -9,12 +9,17 @@ one machine of this kind, where the last-level cache (32 MiB) would have allowed
 machine of the kind reports an 8 MiB one.
 
 So a worker times one forward and backward of stacks of 1, 2, 4, ... members of a job's network
-and step size, on random weights and data, and takes the largest stack whose time per member is
-within TOLERANCE of the best. The tolerance is wide because the rest of a step is paid once per
-group, not per member, and this timing leaves it out: the optimizer's loop, the batches, the
-epoch's bookkeeping, and through the service each job's start, end and writes. Seed 002's
-SimpleNN (batch 64) measured 15% more per member in a stack of 32 than in one of 8, and trained
-32 configurations 1.2x faster in groups of 32 than of 8 (bench/fused.py, in one process).
+and step size, on random weights and data, each size right after a step of its own (so its
+tensors are in the caches as they are from one training step to the next; timed after another
+size's step, a small stack looked no faster than a large one), and takes the largest stack
+whose time per member is within TOLERANCE of the best. Ties go to the larger stack because
+the rest of a step is paid once per group, not per member, and this timing leaves it out: the
+optimizer's loop, the batches, the epoch's bookkeeping, and through the service each job's
+start, end and writes. Seed 002's SimpleNN (batch 64) times the same per member from 8 to 64
+members and trains faster the larger its groups (bench/fused.py: 1.73x, 2.06x, 2.21x in groups
+of 8, 16, 32); seed 001's spiral network, 0.38-0.41 ms a member in 4s against 0.41-0.52 in 8s,
+trained its 64 configurations 1.45x faster than one by one through the service in groups of
+4 and 1.28x in groups of 8 (bench/fused_vs_sequential.py, one run).
 """
 
 import math
@@ -29,8 +34,8 @@ from service.training.holdout import validation_size
 from service.training.networks import build_network
 from service.training.plan import job_shape
 
-TOLERANCE = 0.25
-# Each size's time is the least of this many steps, after one to warm up.
+TOLERANCE = 0.05
+# Each size's time is the least of this many rounds, each a step to warm up and a timed one.
 REPEATS = 3
 # A stack whose first step takes longer than this is the last size tried.
 LONGEST_STEP_SECONDS = 0.25
@@ -99,12 +104,13 @@ def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[
         return seconds
 
     steps: dict[int, Callable[[], float]] = {}
-    for size in sizes_to_try(limit):  # the first round warms each size up
+    for size in sizes_to_try(limit):
         steps[size] = stack(size)
         if steps[size]() > LONGEST_STEP_SECONDS:
             break
     least = {size: math.inf for size in steps}
     for _ in range(REPEATS):
         for size, seconds in steps.items():
+            seconds()  # as in training, the step before leaves this stack's tensors in the caches
             least[size] = min(least[size], seconds())
     return {size: seconds / size for size, seconds in least.items()}
