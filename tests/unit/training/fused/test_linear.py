@@ -55,31 +55,6 @@ def test_the_batched_product_and_its_gradients_are_each_members_own(
         torch.testing.assert_close(leaf.grad, grad)
 
 
-def test_the_spiral_networks_gradients_are_the_solo_ones_bit_for_bit() -> None:
-    """Seed 001's 2 -> 100 -> 3 network on 3000 points: what keeps its fused members' weights
-    their solo runs' exactly (README, Fused training), on this CPU's kernels."""
-    torch.manual_seed(0)
-    x = torch.randn(MEMBERS, 3000, 2)
-    y = torch.randint(0, 3, (MEMBERS, 3000))
-    networks = [
-        torch.nn.Sequential(torch.nn.Linear(2, 100), torch.nn.ReLU(), torch.nn.Linear(100, 3))
-        for _ in range(MEMBERS)
-    ]
-    for m, network in enumerate(networks):
-        functional.cross_entropy(network(x[m]), y[m]).backward()
-    names = [name for name, _ in networks[0].named_parameters()]
-    stacked = {
-        name: torch.stack([n.get_parameter(name).detach() for n in networks]).requires_grad_()
-        for name in names
-    }
-    logits = StackedLayers(list(networks[0]))(stacked, x)
-    each = functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-    each.view(MEMBERS, -1).mean(1).sum().backward()
-    for name in names:
-        solo = torch.stack([n.get_parameter(name).grad for n in networks])
-        assert torch.equal(stacked[name].grad, solo), name
-
-
 @pytest.mark.parametrize(("ins", "outs"), [(2, 16), (16, 3), (3, 3)])
 @pytest.mark.parametrize("bias", [True, False])
 def test_the_thin_form_computes_the_matrix_product(ins: int, outs: int, bias: bool) -> None:
