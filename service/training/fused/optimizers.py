@@ -126,27 +126,38 @@ class StackedOptimizer:
         for bit; one call per member would cost the step's time in calls for small networks."""
         kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         names = [name for name, p in parameters.items() if p.grad is not None]
+        if not names:
+            return
         steps = self._step_tensors
         groups: dict[tuple[float, ...], list[int]] = {}
         for member, (lr, numbers) in enumerate(zip(self._host_lr, self._host_numbers, strict=True)):
             groups.setdefault((lr, *numbers), []).append(member)
         amsgrad = bool(self.flags["amsgrad"])
+        buffers = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        # Every member's slice of each tensor in one call per tensor (indexing member by member
+        # made a stack of 16 SimpleNNs' optimizer step 0.66 ms, from 0.58).
+        slices: dict[str, list[tuple[Tensor, ...]]] = {}
+        for name in names:
+            p, grad = parameters[name], parameters[name].grad
+            assert grad is not None
+            state = [self.state[name][buffer].unbind(0) for buffer in buffers]
+            slices[name] = [p.detach().unbind(0), grad.unbind(0), *state]
         for (lr, beta1, beta2, eps, weight_decay), members in groups.items():
-            lists: tuple[list[Tensor], ...] = ([], [], [], [], [], [])
+            tensors: list[list[Tensor]] = [[] for _ in slices[names[0]]]
+            counts: list[Tensor] = []
             for member in members:
                 for name in names:
-                    state, p = self.state[name], parameters[name]
-                    grad = p.grad
-                    assert grad is not None
-                    lists[0].append(p.detach()[member])
-                    lists[1].append(grad[member])
-                    lists[2].append(state["exp_avg"][member])
-                    lists[3].append(state["exp_avg_sq"][member])
-                    if amsgrad:
-                        lists[4].append(state["max_exp_avg_sq"][member])
-                    lists[5].append(steps[member])
+                    for each, member_slices in zip(tensors, slices[name], strict=True):
+                        each.append(member_slices[member])
+                    counts.append(steps[member])
+            params, grads, exp_avgs, exp_avg_sqs, *max_exp_avg_sqs = tensors
             kernel(
-                *lists,
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                max_exp_avg_sqs[0] if amsgrad else [],
+                counts,
                 amsgrad=amsgrad,
                 lr=lr,
                 beta1=beta1,
