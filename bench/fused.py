@@ -1,7 +1,7 @@
 """Fused training against the same jobs trained one after another, in one process, on the CPU.
 
     .venv/bin/python bench/fused.py [--jobs 16] [--group 4,8,16] [--spiral-epochs 300]
-        [--simplenn-epochs 5] [--repeats 3] [--threads 2] [--vmap] [--leave] [--compile]
+        [--simplenn-epochs 5] [--repeats 3] [--threads 2] [--vmap] [--leave] [--compile] [--nudge]
 
 Two workloads, each `--jobs` configurations (learning rate x weight decay x seed) of a tutorial
 job with no-op hooks: seed 001's spiral network (2 -> 100 -> 3, 603 parameters, 3000 points, full
@@ -18,11 +18,16 @@ batched operators (baddbmm) and torch.func's vmap over functional_call, forward 
 `--leave` times what a stack does once half its members have left: a step of the whole stack,
 as masking them out would go on paying, against repacking it (what train_fused does) and a step
 of the half that stays.
+`--nudge` trains each spiral configuration alone twice, the second time with one initial weight
+moved by one float32 step, and prints how far apart their losses get: the difference any change
+in the order of a sum (another kernel, a compiled step) can grow into for that configuration;
+it runs nothing else.
 """
 
 import argparse
 import itertools
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable
@@ -37,6 +42,7 @@ from service.training.fused.loop import train_fused
 from service.training.fused.members import Member
 from service.training.fused.stack import StackedNetwork, member_losses
 from service.training.hooks import EpochResult, Snapshot, StopReason
+from service.training.job_data import prepare_data
 from service.training.loop import train
 from service.training.memory import keep_freed_memory
 from service.training.networks import build_network
@@ -220,6 +226,41 @@ def step_times(specs: list[JobSpec], *, steps: int) -> None:
         print(f"  {members} spiral networks, {label:18s} {took * 1e3:7.2f} ms per step")
 
 
+def nudged_losses(spec: JobSpec, *, nudged: bool) -> list[float]:
+    """A full-batch spiral configuration's losses, trained alone with fused Adam; `nudged`: its
+    first weight one float32 step larger."""
+    x, y = prepare_data(spec, seed=spec.seed or 0, device=CPU, uploaded=None).train
+    torch.manual_seed(spec.seed or 0)
+    network = build_network(spec.model.layers, device=CPU)
+    if nudged:
+        with torch.no_grad():
+            first = next(network.parameters()).view(-1)
+            first[0] = torch.nextafter(first[0], torch.tensor(math.inf))
+    numbers = spec.optimizer.model_dump()
+    optimizer = torch.optim.Adam(
+        network.parameters(), lr=numbers["lr"], weight_decay=numbers["weight_decay"], fused=True
+    )
+    losses = []
+    for _ in range(spec.epochs):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(network(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def nudge(specs: list[JobSpec]) -> None:
+    print(f"seed 001 spiral, {specs[0].epochs} epochs alone, one weight nudged by one step:")
+    for spec in specs:
+        plain, nudged = (nudged_losses(spec, nudged=n) for n in (False, True))
+        numbers = spec.optimizer.model_dump()
+        print(
+            f"  lr {numbers['lr']:<6} weight decay {numbers['weight_decay']:<6} "
+            f"largest loss difference {largest_difference([nudged], [plain]):.1e}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=16)
@@ -230,6 +271,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--vmap", action="store_true")
     parser.add_argument("--leave", action="store_true")
+    parser.add_argument("--nudge", action="store_true")
     parser.add_argument("--only", choices=("spiral", "simplenn"))
     parser.add_argument("--compile", action="store_true", help="also the compiled fused step")
     args = parser.parse_args()
@@ -242,6 +284,9 @@ def main() -> None:
     if args.leave:
         for members in groups:
             leave_costs(configurations("spiral-relu-adam", jobs=members, epochs=1), steps=50)
+    if args.nudge:
+        nudge(configurations("spiral-relu-adam", jobs=16, epochs=args.spiral_epochs))
+        return
     workloads = {
         "spiral": ("seed 001 spiral", "spiral-relu-adam", args.spiral_epochs),
         "simplenn": ("seed 002 SimpleNN", "sum-bins-simplenn", args.simplenn_epochs),
