@@ -17,9 +17,9 @@ the rest of a step is paid once per group, not per member, and this timing leave
 optimizer's loop, the batches, the epoch's bookkeeping, and through the service each job's
 start, end and writes. Seed 002's SimpleNN (batch 64) times the same per member from 8 to 64
 members and trains faster the larger its groups (bench/fused.py: 1.73x, 2.06x, 2.21x in groups
-of 8, 16, 32); seed 001's spiral network, 0.38-0.41 ms a member in 4s against 0.41-0.52 in 8s,
-trained its 64 configurations 1.45x faster than one by one through the service in groups of
-4 and 1.28x in groups of 8 (bench/fused_vs_sequential.py, one run).
+of 8, 16, 32, with glibc's default allocator); seed 001's spiral network, 0.38-0.41 ms a member
+in 4s against 0.41-0.52 in 8s, trained 32 of its configurations 1.49x faster than one by one
+through the service in groups of 4 and 1.30x in groups of 8 (README, Fused training).
 """
 
 import math
