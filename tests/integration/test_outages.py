@@ -257,11 +257,18 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     if backend != "sqlite":
         pytest.skip("PRAGMA max_page_count is SQLite's")
     caplog.set_level(logging.INFO, logger="service.worker")
-    spec = stochastic_spec(checkpoint_every=20)
+    spec = stochastic_spec(checkpoint_every=20, epochs=600)
     reference_id = queue_spec(sessions, settings, spec)
     Worker(settings=settings, sessions=sessions).run_once()
     reference = history(sessions, reference_id)
     job_id = queue_spec(sessions, settings, spec)
+    # Training must meet the full database well before its last epoch. A CI run's did not: it
+    # trained to the end and only its final write waited, not the pause this test is about.
+    # Every periodic checkpoint kept, so no deleted one frees pages a later write could reuse
+    # without the file growing, and writes every 0.05 s, so they keep up with the training.
+    settings = settings.model_copy(
+        update={"metrics_flush_seconds": 0.05, "keep_periodic_checkpoints": 1000}
+    )
 
     with page_limited_worker(settings) as (pages, thread):
         wait_for(lambda: read(sessions, job_id).epoch >= 40, timeout=120)
@@ -273,7 +280,7 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
         assert "handed back" not in caplog.text
         paused = read(sessions, job_id)
         assert (paused.status, paused.error) == ("running", None)
-        assert paused.epoch < 300
+        assert paused.epoch < 600
         with transaction(sessions) as session:
             assert session.execute(text("PRAGMA integrity_check")).scalar() == "ok"
         assert thread.is_alive()
@@ -285,7 +292,7 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     job = read(sessions, job_id)
     assert (job.status, job.attempt, job.error) == ("succeeded", 1, None)
     resumed = history(sessions, job_id)
-    assert [row[0] for row in resumed[0]] == list(range(1, 301))
+    assert [row[0] for row in resumed[0]] == list(range(1, 601))
     assert resumed == reference
     assert "handed back to the queue after a database fault" in caplog.text
     with transaction(sessions) as session:
