@@ -8,7 +8,7 @@ x^T g and 0.19 ms as g^T x, while its 2 -> 100 layer's took 0.12 ms as x^T g and
 So the narrower operand is the one transposed (the solo Linear's backward, torch's mm, picks its
 layout too). That made the spiral network's stacked forward and backward a fifth faster (0.35 ms
 a member in a stack of 4, from 0.44). The products are the same sums; for seed 001's network
-they come out bit for bit as the solo run's (tests/unit/training/fused/test_linear.py), while
+they come out bit for bit as the solo run's (tests/unit/training/fused/test_stack.py), while
 another shape's kernel may round the last bit differently (DESIGN.md's tolerance covers it).
 
 In a compiled step, a Linear with at most THIN_FEATURES inputs or outputs is instead written as

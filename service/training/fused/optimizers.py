@@ -126,8 +126,6 @@ class StackedOptimizer:
         for bit; one call per member would cost the step's time in calls for small networks."""
         kernel = torch._fused_adamw_ if self.name == "adamw" else torch._fused_adam_
         names = [name for name, p in parameters.items() if p.grad is not None]
-        if not names:
-            return
         steps = self._step_tensors
         groups: dict[tuple[float, ...], list[int]] = {}
         for member, (lr, numbers) in enumerate(zip(self._host_lr, self._host_numbers, strict=True)):
@@ -143,7 +141,7 @@ class StackedOptimizer:
             state = [self.state[name][buffer].unbind(0) for buffer in buffers]
             slices[name] = [p.detach().unbind(0), grad.unbind(0), *state]
         for (lr, beta1, beta2, eps, weight_decay), members in groups.items():
-            tensors: list[list[Tensor]] = [[] for _ in slices[names[0]]]
+            tensors: list[list[Tensor]] = [[] for _ in range(2 + len(buffers))]
             counts: list[Tensor] = []
             for member in members:
                 for name in names:

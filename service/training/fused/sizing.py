@@ -67,8 +67,9 @@ def step_samples(spec: JobSpec) -> int:
 def time_per_member(spec: JobSpec, *, device: torch.device, limit: int) -> dict[int, float]:
     """Seconds per member of one forward and backward of a stack of this spec's networks, for
     each size of sizes_to_try(limit) up to the first whose step takes too long. Each size's
-    time is the least of REPEATS rounds that step every size in turn, so a moment of load on a
-    shared machine falls on all sizes alike rather than on one."""
+    time is the least of REPEATS rounds that step every size in turn (an untimed step of its
+    own, then the timed one), so a moment of load on a shared machine falls on all sizes alike
+    rather than on one."""
     shape = job_shape(spec)
     batch = step_samples(spec)
     loss = spec.loss
