@@ -174,7 +174,8 @@ class Service:
             SERVICE_WORKERS="1",
             SERVICE_TORCH_THREADS=str(threads),
             SERVICE_DEVICE=device,
-            PYTHONPATH=str(ROOT),
+            # The repository first, then whatever path the caller set (bench/gpu.sh's packages).
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
             PYTHONUNBUFFERED="1",
         )
         self.env = env
