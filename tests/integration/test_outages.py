@@ -229,7 +229,15 @@ def test_a_claim_that_loses_its_connection_waits_and_the_worker_carries_on(
 @contextmanager
 def page_limited_worker(settings: Settings) -> Iterator[tuple[list[int], threading.Thread]]:
     """A worker running in a thread whose every connection has a real page limit
-    (max_page_count is per connection): `pages[0]`, set from the test, at each checkout."""
+    (max_page_count is per connection): `pages[0]`, set from the test, at each checkout.
+
+    Its jobs must meet the full database well before their last epoch; two CI runs' did not:
+    they trained to the end and only the final write waited. So every periodic checkpoint is
+    kept (a pruned one frees pages a later write fills without the file growing), and writes
+    go every 0.05 s, keeping up with the training."""
+    settings = settings.model_copy(
+        update={"metrics_flush_seconds": 0.05, "keep_periodic_checkpoints": 1000}
+    )
     pages = [1 << 30]
     engine = make_engine(settings.database_url)
 
@@ -262,13 +270,6 @@ def test_a_full_sqlite_database_pauses_the_job_until_space_is_freed(
     Worker(settings=settings, sessions=sessions).run_once()
     reference = history(sessions, reference_id)
     job_id = queue_spec(sessions, settings, spec)
-    # Training must meet the full database well before its last epoch. A CI run's did not: it
-    # trained to the end and only its final write waited, not the pause this test is about.
-    # Every periodic checkpoint kept, so no deleted one frees pages a later write could reuse
-    # without the file growing, and writes every 0.05 s, so they keep up with the training.
-    settings = settings.model_copy(
-        update={"metrics_flush_seconds": 0.05, "keep_periodic_checkpoints": 1000}
-    )
 
     with page_limited_worker(settings) as (pages, thread):
         wait_for(lambda: read(sessions, job_id).epoch >= 40, timeout=120)
@@ -325,11 +326,6 @@ def test_a_full_sqlite_database_pauses_a_fused_run_and_every_member_resumes(
         )
         for seed in (1, 2, 3)
     ]
-    # As in the solo test above: no pruned checkpoint frees pages for a later one to fill, so
-    # training meets the full database well before its last epoch.
-    settings = settings.model_copy(
-        update={"metrics_flush_seconds": 0.05, "keep_periodic_checkpoints": 1000}
-    )
     with page_limited_worker(settings) as (pages, thread):
         wait_for(lambda: all(read(sessions, i).epoch >= 40 for i in ids), timeout=120)
         assert read(sessions, ids[0]).device == "cpu (fused x3)"

@@ -132,8 +132,8 @@ class StackedOptimizer:
             groups.setdefault((lr, *numbers), []).append(member)
         amsgrad = bool(self.flags["amsgrad"])
         buffers = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
-        # Every member's slice of each tensor in one call per tensor (indexing member by member
-        # made a stack of 16 SimpleNNs' optimizer step 0.66 ms, from 0.58).
+        # Every member's slice of each tensor in one call per tensor: a stack of 16 SimpleNNs'
+        # optimizer step took 0.58 ms so, 0.66 ms indexing member by member.
         slices: dict[str, list[tuple[Tensor, ...]]] = {}
         for name in names:
             p, grad = parameters[name], parameters[name].grad
